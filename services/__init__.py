@@ -1,0 +1,1 @@
+"""gRPC transport: thin servicers over the core (decode protobuf, call the core, encode the answer)."""

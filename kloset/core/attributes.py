@@ -2,12 +2,27 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
 
 from kloset.core.crop import crop_garment
 from kloset.core.images import decode_image
-from kloset.core.model import AttributeModel, GarmentPrediction
+from kloset.core.labels import Group
 from kloset.core.regions import Region, fit_region
+
+if TYPE_CHECKING:  # the model pulls in TensorFlow; clients of this module's types must not pay for it
+    from kloset.core.model import AttributeModel
+
+
+@dataclass(frozen=True)
+class GarmentPrediction:
+    group: Group
+    category: str
+    color: str
+    top_categories: list[tuple[str, float]]
+    top_colors: list[tuple[str, float]]
+    embedding: np.ndarray  # unit length; compare with the dot product
 
 
 @dataclass(frozen=True)
@@ -26,7 +41,7 @@ class AttributeClassifier(Protocol):
 class AttributeEngine:
     """The in-process AttributeClassifier: the attribute role's work, and everyone's in `kloset serve`."""
 
-    def __init__(self, model: AttributeModel, max_pixels: int) -> None:
+    def __init__(self, model: "AttributeModel", max_pixels: int) -> None:
         self._model = model
         self._max_pixels = max_pixels
 

@@ -60,9 +60,7 @@ def parse_label(data: bytes | str | dict[str, Any]) -> KFashionLabel:
             continue
         category, color = _labels(korean, labeling.get(korean))
         garments.append(LabeledGarment(region=region, category=category, color=color))
-    unindexed = tuple(
-        g for g in UNINDEXED_KOREAN_GROUPS if _entries(polygons.get(g), g) or _entries(rects.get(g), g)
-    )
+    unindexed = tuple(g for g in UNINDEXED_KOREAN_GROUPS if _entries(polygons.get(g), g) or _entries(rects.get(g), g))
     return KFashionLabel(
         file_name=_optional_str(info.get("이미지 파일명"), "이미지 파일명"),
         width=_optional_size(info.get("이미지 너비"), "이미지 너비"),

@@ -14,6 +14,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from kloset.core.attributes import GarmentPrediction
 from kloset.core.backbone import FEATURE_DIM, build_backbone, hed_weights_path, preprocess
 from kloset.core.color import COLOR_FEATURES_DIM, color_features
 from kloset.core.crop import GarmentCrop
@@ -38,16 +39,6 @@ class ModelInfo:
     embedding_dim: int
     heads_sha256: str
     training: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class GarmentPrediction:
-    group: Group
-    category: str
-    color: str
-    top_categories: list[tuple[str, float]]
-    top_colors: list[tuple[str, float]]
-    embedding: np.ndarray  # (EMBEDDING_DIM,), unit length
 
 
 def build_heads() -> keras.Model:
@@ -172,9 +163,7 @@ class AttributeModel:
         category_p = np.asarray(out["category"])
         color_p = np.asarray(out["color"])
         embedding = np.asarray(out["embedding"])
-        return [
-            _prediction(category_p[i], color_p[i], embedding[i], groups[i]) for i in range(len(crops))
-        ]
+        return [_prediction(category_p[i], color_p[i], embedding[i], groups[i]) for i in range(len(crops))]
 
 
 def _prediction(category_p: np.ndarray, color_p: np.ndarray, embedding: np.ndarray, group: Group | None):

@@ -1,24 +1,19 @@
-"""The vector store of catalog garments: an interface, and its Qdrant implementation.
+"""The vector store of catalog garments: what kloset stores and the interface every backend implements.
 
 Point ids are UUIDv5 of the item id, so indexing the same item again overwrites it instead of duplicating it.
 """
 
-import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from qdrant_client import QdrantClient, models
-from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from kloset.core.errors import Unavailable
 from kloset.core.labels import Group
 
 # Fixed forever: changing it would orphan every point already indexed.
 ITEM_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://kloset.dev/item")
-_KEYWORD_FIELDS = ("item_id", "group", "category", "color", "model_version")
 
 
 def point_id(item_id: str) -> str:
@@ -35,6 +30,18 @@ class CatalogGarment:
     source: str
     model_version: str
     embedding: np.ndarray | None = None
+
+    @classmethod
+    def from_payload(cls, payload: dict, embedding: np.ndarray | None = None) -> "CatalogGarment":
+        return cls(
+            item_id=payload.get("item_id", ""),
+            group=Group(payload.get("group", Group.TOP.value)),
+            category=payload.get("category", ""),
+            color=payload.get("color", ""),
+            source=payload.get("source", ""),
+            model_version=payload.get("model_version", ""),
+            embedding=embedding,
+        )
 
     def payload(self) -> dict[str, str]:
         return {
@@ -77,112 +84,3 @@ class GarmentStore(Protocol):
 
     def delete(self, item_ids: Sequence[str]) -> None:
         """Remove garments; unknown ids are ignored."""
-
-
-class QdrantGarmentStore:
-    """GarmentStore on qdrant-client: a Qdrant server, or local mode in a folder (one process per folder)."""
-
-    def __init__(self, client: QdrantClient, collection: str, dim: int, *, local: bool) -> None:
-        self._client = client
-        self._collection = collection
-        self._dim = dim
-        # Local mode is plain Python over shared dicts; a server handles its own concurrency.
-        self._lock = threading.RLock() if local else None
-        self._ensure_collection()
-
-    @classmethod
-    def open(cls, *, url: str | None, api_key: str | None, path: str, collection: str, dim: int):
-        """Connect to a server when url is given, else open (and lock) a local-mode folder."""
-        try:
-            client = QdrantClient(url=url, api_key=api_key) if url else QdrantClient(path=path)
-        except RuntimeError as exc:  # local mode: folder already opened by another process
-            raise Unavailable(f"cannot open Qdrant local storage at {path}: {exc}") from None
-        return cls(client, collection, dim, local=url is None)
-
-    def close(self) -> None:
-        self._client.close()
-
-    def _call(self, fn, *args, **kwargs):
-        try:
-            if self._lock is None:
-                return fn(*args, **kwargs)
-            with self._lock:
-                return fn(*args, **kwargs)
-        except (ResponseHandlingException, UnexpectedResponse, ConnectionError) as exc:
-            raise Unavailable(f"Qdrant did not answer: {exc}") from None
-
-    def _ensure_collection(self) -> None:
-        if not self._call(self._client.collection_exists, self._collection):
-            self._call(
-                self._client.create_collection,
-                self._collection,
-                vectors_config=models.VectorParams(size=self._dim, distance=models.Distance.COSINE),
-            )
-        if self._lock is not None:
-            return  # local mode has no payload indexes: it scans every point anyway
-        for field in _KEYWORD_FIELDS:
-            self._call(
-                self._client.create_payload_index,
-                self._collection,
-                field_name=field,
-                field_schema=models.PayloadSchemaType.KEYWORD,
-            )
-
-    def upsert(self, garments: Sequence[CatalogGarment]) -> None:
-        points = [
-            models.PointStruct(id=point_id(g.item_id), vector=_as_list(g.embedding), payload=g.payload())
-            for g in garments
-        ]
-        if points:
-            self._call(self._client.upsert, self._collection, points=points, wait=True)
-
-    def query(self, vector, limit, categories=(), colors=(), exclude_item=None) -> list[Hit]:
-        must = [
-            models.FieldCondition(key=key, match=models.MatchAny(any=list(values)))
-            for key, values in (("category", categories), ("color", colors))
-            if values
-        ]
-        must_not = [models.HasIdCondition(has_id=[point_id(exclude_item)])] if exclude_item else []
-        response = self._call(
-            self._client.query_points,
-            self._collection,
-            query=_as_list(vector),
-            query_filter=models.Filter(must=must, must_not=must_not),
-            limit=limit,
-            with_payload=True,
-        )
-        return [Hit(garment=_garment(p.payload or {}), score=float(p.score)) for p in response.points]
-
-    def retrieve(self, item_id: str) -> CatalogGarment | None:
-        points = self._call(self._client.retrieve, self._collection, ids=[point_id(item_id)], with_vectors=True)
-        if not points:
-            return None
-        return _garment(points[0].payload or {}, np.asarray(points[0].vector, dtype=np.float32))
-
-    def count(self) -> int:
-        return int(self._call(self._client.count, self._collection, exact=True).count)
-
-    def delete(self, item_ids: Sequence[str]) -> None:
-        ids = [point_id(i) for i in item_ids]
-        if ids:
-            self._call(
-                self._client.delete, self._collection, points_selector=models.PointIdsList(points=ids), wait=True
-            )
-
-
-def _as_list(vector: np.ndarray | None) -> list[float]:
-    if vector is None:
-        raise ValueError("a garment needs its embedding to be stored")
-    return np.asarray(vector, dtype=np.float32).tolist()
-
-
-def _garment(payload: dict, embedding: np.ndarray | None = None) -> CatalogGarment:
-    return CatalogGarment(
-        item_id=payload.get("item_id", ""),
-        group=Group(payload.get("group", Group.TOP.value)),
-        category=payload.get("category", ""),
-        color=payload.get("color", ""),
-        source=payload.get("source", ""),
-        model_version=payload.get("model_version", ""),
-        embedding=embedding,
-    )

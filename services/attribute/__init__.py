@@ -1,0 +1,1 @@
+"""The attribute role: category, color and embedding of garments, over gRPC."""

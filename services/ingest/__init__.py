@@ -1,0 +1,1 @@
+"""The ingest role: accepts catalog photos and queues them, over gRPC."""

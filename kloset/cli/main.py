@@ -1,0 +1,172 @@
+"""The `kloset` console script: argument parsing and dispatch; each command lives in its own module."""
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import grpc
+from pydantic import ValidationError
+
+from kloset.cli.client import Clients, CommandError, rpc_message
+from kloset.core.config import Role, load_settings
+from kloset.core.errors import KlosetError
+from kloset.v1 import ingest_pb2, search_pb2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kloset", description="Garment similarity search over gRPC.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the services (every role in one process by default)")
+    serve.add_argument("--role", default="all", help="all, or a comma-separated list of roles")
+    serve.add_argument("--log-level", default="INFO")
+
+    ingest = commands.add_parser("ingest", help="submit a K-Fashion folder (images/ + labels/) or one image")
+    ingest.add_argument("path", type=Path)
+    ingest.add_argument("--label", type=Path, help="K-Fashion label JSON for a single image")
+    ingest.add_argument("--item-id", help="catalog id for a single image (default: its file stem)")
+    ingest.add_argument("--limit", type=int, help="submit only the first N images of a folder")
+    ingest.add_argument("--wait", action="store_true", help="block until every job is done or failed")
+    ingest.add_argument("--timeout", type=float, default=3600.0, help="seconds --wait waits at most")
+    ingest.add_argument("--json", action="store_true")
+
+    search = commands.add_parser("search", help="find catalog garments similar to a photo or a catalog item")
+    search.add_argument("image", type=Path, nargs="?")
+    search.add_argument("--item", help="search with a catalog garment, e.g. 0001/top")
+    _add_region_flags(search)
+    search.add_argument("--top-k", type=int, default=0, help="results per garment (default: the server's)")
+    search.add_argument("--category", action="append", help="restrict to this category (repeatable)")
+    search.add_argument("--color", action="append", help="restrict to this color (repeatable)")
+    search.add_argument("--json", action="store_true")
+
+    classify = commands.add_parser("classify", help="category, color and top-3 of each garment of a photo")
+    classify.add_argument("image", type=Path)
+    _add_region_flags(classify)
+    classify.add_argument("--json", action="store_true")
+
+    stats = commands.add_parser("stats", help="indexed garments and queue depth")
+    stats.add_argument("--json", action="store_true")
+
+    commands.add_parser("health", help="exit 0 only when every role answers SERVING")
+
+    sample = commands.add_parser("sample", help="write a small synthetic catalog in the K-Fashion layout")
+    sample.add_argument("dir", type=Path)
+    sample.add_argument("--n", type=int, default=40)
+    sample.add_argument("--seed", type=int, default=0)
+
+    train = commands.add_parser("train", help="train the attribute heads on a K-Fashion folder")
+    train.add_argument("what", nargs="?", default="attributes", choices=["attributes"])
+    train.add_argument("--data", type=Path, required=True)
+    train.add_argument("--out", type=Path, default=Path("models/attributes"))
+    train.add_argument("--input-size", type=int, default=160)
+    train.add_argument("--epochs", type=int, default=60)
+    train.add_argument("--validation-percent", type=int, default=15)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--cache", type=Path, help="feature cache file (reused when present)")
+    return parser
+
+
+def _add_region_flags(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--label", type=Path, help="K-Fashion label JSON with the garments' polygons")
+    where.add_argument("--box", help="one garment's box: x,y,width,height")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ValidationError as exc:
+        print(f"kloset: bad configuration: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return _dispatch(args, settings)
+    except (CommandError, KlosetError, ValueError) as exc:
+        print(f"kloset {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except grpc.RpcError as exc:
+        print(f"kloset {args.command}: {rpc_message(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args, settings) -> int:
+    clients = Clients(settings)
+    if args.command == "serve":
+        return _serve(args, settings)
+    if args.command == "ingest":
+        from kloset.cli.ingest import run_ingest
+
+        return run_ingest(clients, args)
+    if args.command == "search":
+        from kloset.cli.query import run_search
+
+        return run_search(clients, args)
+    if args.command == "classify":
+        from kloset.cli.query import run_classify
+
+        return run_classify(clients, args)
+    if args.command == "stats":
+        return _stats(clients, args.json)
+    if args.command == "health":
+        return _health(clients)
+    if args.command == "sample":
+        from kloset.core.sample import write_sample_catalog
+
+        paths = write_sample_catalog(args.dir, args.n, args.seed)
+        print(f"wrote {len(paths)} photos with K-Fashion labels under {args.dir}")
+        return 0
+    if args.command == "train":
+        return _train(args, settings)
+    raise CommandError(f"unknown command {args.command}")
+
+
+def _serve(args, settings) -> int:
+    from kloset.program import Program, parse_roles
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    program = Program(settings, parse_roles(args.role))
+    program.start()
+    print("kloset serving " + ", ".join(f"{s.name} on :{s.port}" for s in program.servers), flush=True)
+    program.wait()
+    return 0
+
+
+def _stats(clients: Clients, as_json: bool) -> int:
+    indexed = clients.search().GetIndexStats(search_pb2.GetIndexStatsRequest(), timeout=30).indexed
+    queue = clients.ingest().GetQueueStats(ingest_pb2.GetQueueStatsRequest(), timeout=30)
+    stats = {"indexed": indexed, "queued": queue.queued, "pending": queue.pending, "dead_lettered": queue.dead_lettered}
+    print(json.dumps(stats) if as_json else "  ".join(f"{k} {v}" for k, v in stats.items()))
+    return 0
+
+
+def _health(clients: Clients) -> int:
+    statuses = {role.value: clients.health(role) for role in Role}
+    for role, status in statuses.items():
+        print(f"{role:<10} {status}")
+    return 0 if all(s == "SERVING" for s in statuses.values()) else 1
+
+
+def _train(args, settings) -> int:
+    from kloset.core.training import extract_features, train_heads
+
+    logging.basicConfig(level="INFO", format="%(message)s")
+    features = extract_features(args.data, args.input_size, settings.backbone_weights, args.cache)
+    info = train_heads(
+        features,
+        input_size=args.input_size,
+        out_dir=args.out,
+        epochs=args.epochs,
+        validation_percent=args.validation_percent,
+        seed=args.seed,
+        source=args.data.name,
+    )
+    print(json.dumps({"version": info.version, "out": str(args.out), **info.training}, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

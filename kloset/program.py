@@ -1,0 +1,166 @@
+"""One program, many roles: `kloset serve` runs every role in this process, `--role X` runs some of them.
+
+Roles talk through the same interfaces either way: when the attribute role runs here, search and workers call
+its engine directly; otherwise they call the attribute service at KLOSET_ATTRIBUTE_ADDR.
+"""
+
+import logging
+import signal
+import socket
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from kloset.core.attributes import AttributeClassifier, AttributeEngine
+from kloset.core.blobs import BlobStore
+from kloset.core.catalog import CatalogIngest
+from kloset.core.config import Role, Settings
+from kloset.core.embedded_redis import EmbeddedRedis
+from kloset.core.indexing import GarmentIndexer
+from kloset.core.model import EMBEDDING_DIM, AttributeModel
+from kloset.core.qdrant_store import QdrantGarmentStore
+from kloset.core.queue import IngestQueue, connect
+from kloset.core.search import SearchEngine
+from kloset.services.attribute.client import RemoteAttributeClassifier
+from kloset.services.attribute.servicer import SERVICE_NAME as ATTRIBUTE_SERVICE
+from kloset.services.attribute.servicer import AttributeServicer
+from kloset.services.ingest.servicer import SERVICE_NAME as INGEST_SERVICE
+from kloset.services.ingest.servicer import IngestServicer
+from kloset.services.search.servicer import SERVICE_NAME as SEARCH_SERVICE
+from kloset.services.search.servicer import SearchServicer
+from kloset.services.server import RoleServer, start_server
+from kloset.workers.ingest_worker import IngestWorker
+
+log = logging.getLogger(__name__)
+
+
+def parse_roles(text: str) -> frozenset[Role]:
+    """'all' or a comma-separated list of role names."""
+    if text.strip() == "all":
+        return frozenset(Role)
+    try:
+        return frozenset(Role(part.strip()) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"unknown role in {text!r}; roles: all, {', '.join(r.value for r in Role)}") from None
+
+
+@dataclass
+class Program:
+    settings: Settings
+    roles: frozenset[Role]
+    servers: list[RoleServer] = field(default_factory=list)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _closers: list = field(default_factory=list)
+
+    def start(self) -> None:
+        """Bring up the dependencies each role needs, then the roles; fail fast on any start-up error."""
+        s = self.settings
+        try:
+            classifier = self._classifier() if self.roles & {Role.ATTRIBUTE, Role.SEARCH, Role.WORKER} else None
+            store = self._store() if self.roles & {Role.SEARCH, Role.WORKER} else None
+            queue = self._queue() if self.roles & {Role.INGEST, Role.WORKER} else None
+            blobs = BlobStore(s.blob_root) if self.roles & {Role.INGEST, Role.WORKER} else None
+            if Role.ATTRIBUTE in self.roles:
+                self._serve(Role.ATTRIBUTE, AttributeServicer(classifier).register, [ATTRIBUTE_SERVICE])
+            if Role.SEARCH in self.roles:
+                engine = SearchEngine(classifier, store, s.top_k)
+                self._serve(Role.SEARCH, SearchServicer(engine).register, [SEARCH_SERVICE])
+            if Role.INGEST in self.roles:
+                catalog = CatalogIngest(queue, blobs, max_pixels=s.max_image_pixels, max_label_bytes=s.max_label_bytes)
+                self._serve(Role.INGEST, IngestServicer(catalog, queue).register, [INGEST_SERVICE])
+            if Role.WORKER in self.roles:
+                indexer = GarmentIndexer(
+                    classifier, store, blobs, max_pixels=s.max_image_pixels, max_label_bytes=s.max_label_bytes
+                )
+                self._start_workers(queue, indexer)
+                self._serve(Role.WORKER, lambda server: None, [])
+        except BaseException:
+            self.stop()
+            raise
+
+    def _classifier(self) -> AttributeClassifier:
+        s = self.settings
+        if Role.ATTRIBUTE in self.roles:
+            model = AttributeModel.load(s.model_dir, s.backbone_weights)
+            log.info("attribute model %s (%d px)", model.version, model.input_size)
+            return AttributeEngine(model, s.max_image_pixels)
+        remote = RemoteAttributeClassifier(s.attribute_addr, max_message_bytes=s.max_message_bytes)
+        self._closers.append(remote.close)
+        return remote
+
+    def _store(self) -> QdrantGarmentStore:
+        s = self.settings
+        store = QdrantGarmentStore.open(
+            url=s.qdrant_url,
+            api_key=s.qdrant_api_key,
+            path=str(s.qdrant_local_path),
+            collection=s.collection,
+            dim=EMBEDDING_DIM,
+        )
+        self._closers.append(store.close)
+        return store
+
+    def _queue(self) -> IngestQueue:
+        s = self.settings
+        url = s.redis_url
+        if url is None:
+            embedded = EmbeddedRedis(s.redis_dir, s.redis_server_bin, s.redis_appendfsync)
+            url = embedded.start()
+            self._closers.append(embedded.stop)  # closed last (closers run in reverse), after the workers
+            log.info("embedded redis-server (%s) at %s", embedded.binary, url)
+        client = connect(url)
+        self._closers.append(client.close)
+        queue = IngestQueue(
+            client,
+            stream=s.stream,
+            group=s.consumer_group,
+            job_ttl_s=s.job_ttl_s,
+            claim_idle_ms=s.claim_idle_ms,
+            max_deliveries=s.max_deliveries,
+        )
+        queue.ensure_group()
+        return queue
+
+    def _serve(self, role: Role, register, service_names: Iterable[str]) -> None:
+        s = self.settings
+        server = start_server(
+            role.value,
+            s.host,
+            s.port_of(role),
+            register,
+            list(service_names),
+            max_message_bytes=s.max_message_bytes,
+            threads=s.grpc_threads,
+        )
+        self.servers.append(server)
+
+    def _start_workers(self, queue: IngestQueue, indexer: GarmentIndexer) -> None:
+        host = socket.gethostname()
+        for i in range(self.settings.workers):
+            # A stable consumer name lets a restarted worker pick up its own unacknowledged jobs first.
+            worker = IngestWorker(queue, indexer, f"{host}-{i}", self.stopping)
+            thread = threading.Thread(target=worker.run, name=f"worker-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def wait(self) -> None:
+        """Block until SIGTERM or SIGINT, then stop gracefully."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stopping.set())
+        self.stopping.wait()
+        log.info("stopping")
+        self.stop()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for server in self.servers:
+            server.stop(self.settings.shutdown_grace_s)
+        for thread in self._threads:
+            thread.join(timeout=max(self.settings.shutdown_grace_s, 30.0))
+        for close in reversed(self._closers):
+            try:
+                close()
+            except Exception:
+                log.exception("error while shutting down")
+        self._closers.clear()

@@ -1,0 +1,119 @@
+"""Converting between kloset.v1 messages and core values; the only module that knows both."""
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from kloset.core.attributes import GarmentPrediction
+from kloset.core.labels import Group
+from kloset.core.queue import Job, JobState
+from kloset.core.regions import Region, make_box, make_polygon
+from kloset.core.search import GarmentResults, SearchFilter
+from kloset.core.store import Hit
+from kloset.v1 import attribute_pb2, garment_pb2, ingest_pb2, search_pb2
+
+_GROUPS = {Group.TOP: garment_pb2.GARMENT_GROUP_TOP, Group.BOTTOM: garment_pb2.GARMENT_GROUP_BOTTOM}
+_JOB_STATES = {
+    JobState.QUEUED: ingest_pb2.JOB_STATE_QUEUED,
+    JobState.PROCESSING: ingest_pb2.JOB_STATE_PROCESSING,
+    JobState.DONE: ingest_pb2.JOB_STATE_DONE,
+    JobState.FAILED: ingest_pb2.JOB_STATE_FAILED,
+    JobState.SKIPPED: ingest_pb2.JOB_STATE_SKIPPED,
+}
+
+
+def group_to_proto(group: Group) -> int:
+    return _GROUPS[group]
+
+
+def group_from_proto(value: int) -> Group | None:
+    return next((g for g, v in _GROUPS.items() if v == value), None)
+
+
+def regions_from_proto(regions: Iterable[garment_pb2.GarmentRegion]) -> list[Region]:
+    """Validate request regions: polygons need 3+ finite points, boxes a finite positive size."""
+    result = []
+    for i, region in enumerate(regions, start=1):
+        polygons = tuple(
+            make_polygon([(p.x, p.y) for p in polygon.points], f"garment {i} polygon {j}")
+            for j, polygon in enumerate(region.polygons, start=1)
+        )
+        box = None
+        if region.HasField("box"):
+            b = region.box
+            box = make_box(b.x, b.y, b.width, b.height, f"garment {i} box")
+        result.append(Region(group=group_from_proto(region.group), polygons=polygons, box=box))
+    return result
+
+
+def regions_to_proto(regions: Sequence[Region]) -> list[garment_pb2.GarmentRegion]:
+    messages = []
+    for region in regions:
+        message = garment_pb2.GarmentRegion(
+            group=group_to_proto(region.group) if region.group else garment_pb2.GARMENT_GROUP_UNSPECIFIED,
+            polygons=[
+                garment_pb2.Polygon(points=[garment_pb2.Point(x=float(x), y=float(y)) for x, y in polygon])
+                for polygon in region.polygons
+            ],
+        )
+        if region.box is not None:
+            b = region.box
+            message.box.CopyFrom(garment_pb2.BoundingBox(x=b.x, y=b.y, width=b.width, height=b.height))
+        messages.append(message)
+    return messages
+
+
+def prediction_to_proto(p: GarmentPrediction) -> attribute_pb2.GarmentAttributes:
+    return attribute_pb2.GarmentAttributes(
+        group=group_to_proto(p.group),
+        category=p.category,
+        color=p.color,
+        top_categories=[garment_pb2.LabelScore(label=label, probability=prob) for label, prob in p.top_categories],
+        top_colors=[garment_pb2.LabelScore(label=label, probability=prob) for label, prob in p.top_colors],
+        embedding=p.embedding.tolist(),
+    )
+
+
+def prediction_from_proto(m: attribute_pb2.GarmentAttributes) -> GarmentPrediction:
+    return GarmentPrediction(
+        group=group_from_proto(m.group) or Group.TOP,
+        category=m.category,
+        color=m.color,
+        top_categories=[(s.label, s.probability) for s in m.top_categories],
+        top_colors=[(s.label, s.probability) for s in m.top_colors],
+        embedding=np.asarray(m.embedding, dtype=np.float32),
+    )
+
+
+def filter_from_proto(f: search_pb2.SearchFilter) -> SearchFilter:
+    return SearchFilter.parse(list(f.categories), list(f.colors))
+
+
+def results_to_proto(r: GarmentResults) -> search_pb2.GarmentResults:
+    return search_pb2.GarmentResults(
+        group=group_to_proto(r.group),
+        category=r.category,
+        color=r.color,
+        filter=search_pb2.SearchFilter(categories=r.filter.categories, colors=r.filter.colors),
+        results=[_hit_to_proto(h) for h in r.results],
+    )
+
+
+def _hit_to_proto(hit: Hit) -> search_pb2.SearchHit:
+    g = hit.garment
+    return search_pb2.SearchHit(
+        item_id=g.item_id, score=hit.score, group=group_to_proto(g.group), category=g.category, color=g.color,
+        source=g.source,
+    )  # fmt: skip
+
+
+def job_to_proto(job: Job) -> ingest_pb2.Job:
+    return ingest_pb2.Job(
+        job_id=job.job_id,
+        state=_JOB_STATES[job.state],
+        item_ids=list(job.item_ids),
+        error=job.error,
+        attempts=job.attempts,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+    )
