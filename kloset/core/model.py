@@ -169,19 +169,19 @@ class AttributeModel:
 def _prediction(category_p: np.ndarray, color_p: np.ndarray, embedding: np.ndarray, group: Group | None):
     if group is None:
         group = CATEGORY_GROUP[CATEGORIES[int(np.argmax(category_p))]]
-    in_group = np.array([CATEGORY_GROUP[c] == group for c in CATEGORIES])
-    category_p = np.where(in_group, category_p, 0.0)
-    category_p = category_p / max(float(category_p.sum()), 1e-12)
+    in_group = [i for i, c in enumerate(CATEGORIES) if CATEGORY_GROUP[c] == group]
+    category_p = category_p[in_group] / max(float(category_p[in_group].sum()), 1e-12)
+    group_categories = [CATEGORIES[i] for i in in_group]
     return GarmentPrediction(
         group=group,
-        category=CATEGORIES[int(np.argmax(category_p))],
+        category=group_categories[int(np.argmax(category_p))],
         color=COLORS[int(np.argmax(color_p))],
-        top_categories=_top(category_p, CATEGORIES),
+        top_categories=_top(category_p, group_categories),
         top_colors=_top(color_p, COLORS),
         embedding=embedding.astype(np.float32),
     )
 
 
 def _top(probabilities: np.ndarray, labels: Sequence[str]) -> list[tuple[str, float]]:
-    order = np.argsort(probabilities)[::-1][:_TOP_N]
+    order = np.argsort(probabilities, kind="stable")[::-1][:_TOP_N]
     return [(labels[i], float(probabilities[i])) for i in order]

@@ -1,0 +1,103 @@
+"""Shared fixtures: synthetic catalog, a tiny trained model, a real redis-server, running kloset roles."""
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kloset.core.config import Role, Settings
+from kloset.core.embedded_redis import EmbeddedRedis
+from kloset.core.queue import IngestQueue, connect
+
+CCP_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "ccp"
+TINY_INPUT_SIZE = 32
+
+
+@pytest.fixture(scope="session")
+def ccp_dir() -> Path:
+    """The real CCP data set in K-Fashion format, beside the repository (CI has it); skip without it."""
+    if not (CCP_DIR / "labels").is_dir():
+        pytest.skip(f"{CCP_DIR} is not here")
+    return CCP_DIR
+
+
+@pytest.fixture(scope="session")
+def sample_catalog(tmp_path_factory) -> Path:
+    from kloset.core.sample import write_sample_catalog
+
+    root = tmp_path_factory.mktemp("sample")
+    write_sample_catalog(root, n=30, seed=1)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, sample_catalog) -> Path:
+    """Heads trained end to end on the synthetic catalog at 32 px: the real code path, in seconds."""
+    from kloset.core.training import extract_features, train_heads
+
+    out = tmp_path_factory.mktemp("model")
+    features = extract_features(sample_catalog, TINY_INPUT_SIZE, None, None)
+    train_heads(features, input_size=TINY_INPUT_SIZE, out_dir=out, epochs=25, source="sample")
+    return out
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory) -> Iterator[str]:
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture
+def queue(redis_url) -> IngestQueue:
+    """A queue on its own stream, so tests never see each other's jobs."""
+    q = IngestQueue(connect(redis_url), stream=f"test:{uuid.uuid4().hex[:8]}", claim_idle_ms=200, max_deliveries=3)
+    q.ensure_group()
+    return q
+
+
+def role_settings(tmp: Path, model_dir: Path, **overrides) -> Settings:
+    """Settings for roles on free ports with every piece of state under tmp."""
+    values = dict(
+        data_dir=tmp,
+        model_dir=model_dir,
+        host="127.0.0.1",
+        attribute_port=0,
+        search_port=0,
+        ingest_port=0,
+        worker_port=0,
+        workers=2,
+        claim_idle_ms=2000,
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+def client_env(program) -> dict[str, str]:
+    """Environment that points the kloset CLI at a running Program's roles."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KLOSET_")}
+    for server in program.servers:
+        env[f"KLOSET_{Role(server.name).name}_ADDR"] = f"127.0.0.1:{server.port}"
+    return env
+
+
+@pytest.fixture(scope="module")
+def kloset(tmp_path_factory, tiny_model_dir) -> Iterator:
+    """Every role in this process (the embedded default): real gRPC, real redis-server, Qdrant local mode."""
+    from kloset.program import Program
+
+    program = Program(role_settings(tmp_path_factory.mktemp("kloset"), tiny_model_dir), frozenset(Role))
+    program.start()
+    yield program
+    program.stop()
+
+
+@pytest.fixture
+def cli_env(kloset, monkeypatch) -> dict[str, str]:
+    env = client_env(kloset)
+    for key, value in env.items():
+        if key.startswith("KLOSET_"):
+            monkeypatch.setenv(key, value)
+    return env

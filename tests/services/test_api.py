@@ -1,0 +1,219 @@
+"""The gRPC API end to end: every role running in one process on real ports, a real redis-server, Qdrant local."""
+
+import json
+import time
+
+import grpc
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from kloset.core.images import encode_jpeg
+from kloset.v1 import (
+    attribute_pb2,
+    attribute_pb2_grpc,
+    garment_pb2,
+    ingest_pb2,
+    ingest_pb2_grpc,
+    search_pb2,
+    search_pb2_grpc,
+)
+
+
+def channel(kloset, role: str) -> grpc.Channel:
+    port = next(s.port for s in kloset.servers if s.name == role)
+    return grpc.insecure_channel(f"127.0.0.1:{port}")
+
+
+@pytest.fixture(scope="module")
+def stubs(kloset):
+    return {
+        "attribute": attribute_pb2_grpc.AttributeServiceStub(channel(kloset, "attribute")),
+        "search": search_pb2_grpc.SearchServiceStub(channel(kloset, "search")),
+        "ingest": ingest_pb2_grpc.IngestServiceStub(channel(kloset, "ingest")),
+    }
+
+
+def submit(stubs, sample_catalog, stem: str, **extra) -> ingest_pb2.Job:
+    request = ingest_pb2.SubmitRequest(
+        image=(sample_catalog / "images" / f"{stem}.jpg").read_bytes(),
+        label_json=(sample_catalog / "labels" / f"{stem}.json").read_bytes(),
+        filename=f"{stem}.jpg",
+        **extra,
+    )
+    return stubs["ingest"].Submit(request, timeout=30).job
+
+
+def wait_for(stubs, job_ids, timeout_s=60.0) -> list[ingest_pb2.Job]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        jobs = [stubs["ingest"].GetJob(ingest_pb2.GetJobRequest(job_id=j), timeout=10).job for j in job_ids]
+        finished = (ingest_pb2.JOB_STATE_DONE, ingest_pb2.JOB_STATE_FAILED)
+        if all(j.state in finished for j in jobs) or time.monotonic() > deadline:
+            return jobs
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def ingested(stubs, sample_catalog):
+    """The synthetic catalog's first 12 photos (one of them dress-only), indexed."""
+    jobs = [submit(stubs, sample_catalog, f"{i:04d}") for i in range(1, 13)]
+    queued = [j.job_id for j in jobs if j.state == ingest_pb2.JOB_STATE_QUEUED]
+    assert len(queued) == 11 and sum(j.state == ingest_pb2.JOB_STATE_SKIPPED for j in jobs) == 1
+    done = wait_for(stubs, queued)
+    assert all(j.state == ingest_pb2.JOB_STATE_DONE for j in done), [j.error for j in done]
+    return done
+
+
+def polygon_regions(sample_catalog, stem):
+    doc = json.loads((sample_catalog / "labels" / f"{stem}.json").read_text())
+    regions = []
+    for korean, group in (("상의", garment_pb2.GARMENT_GROUP_TOP), ("하의", garment_pb2.GARMENT_GROUP_BOTTOM)):
+        entry = doc["데이터셋 정보"]["데이터셋 상세설명"]["폴리곤좌표"][korean][0]
+        points = [garment_pb2.Point(x=entry[f"X좌표{i}"], y=entry[f"Y좌표{i}"]) for i in range(1, len(entry) // 2 + 1)]
+        regions.append(garment_pb2.GarmentRegion(group=group, polygons=[garment_pb2.Polygon(points=points)]))
+    return regions
+
+
+def assert_invalid(call, message: str):
+    with pytest.raises(grpc.RpcError) as info:
+        call()
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, info.value.details()
+    assert message in info.value.details()
+
+
+def test_every_role_reports_serving_and_offers_reflection(kloset):
+    for server in kloset.servers:
+        stub = health_pb2_grpc.HealthStub(channel(kloset, server.name))
+        assert stub.Check(health_pb2.HealthCheckRequest(), timeout=5).status == health_pb2.HealthCheckResponse.SERVING
+    reflection = reflection_pb2_grpc.ServerReflectionStub(channel(kloset, "search"))
+    [answer] = reflection.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+    assert "kloset.v1.SearchService" in {s.name for s in answer.list_services_response.service}
+
+
+def test_classify_returns_group_category_color_top3_and_embedding(stubs, sample_catalog):
+    image = (sample_catalog / "images" / "0001.jpg").read_bytes()
+    response = stubs["attribute"].Classify(
+        attribute_pb2.ClassifyRequest(image=image, garments=polygon_regions(sample_catalog, "0001")), timeout=30
+    )
+    top, bottom = response.garments
+    assert (top.group, bottom.group) == (garment_pb2.GARMENT_GROUP_TOP, garment_pb2.GARMENT_GROUP_BOTTOM)
+    assert len(top.top_categories) == 3 and len(top.top_colors) == 3
+    assert top.category == top.top_categories[0].label
+    assert len(top.embedding) == 512 and abs(np.linalg.norm(top.embedding) - 1) < 1e-3
+    assert response.model_version.startswith("attributes-32px-")
+
+
+def bomb() -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("1", (20_000, 20_000)).save(out, format="PNG")
+    return out.getvalue()
+
+
+BAD_IMAGES = [
+    (b"", "empty"),
+    (b"this is not an image", "not an image"),
+    (encode_jpeg(np.random.default_rng(0).integers(0, 255, (300, 300, 3), dtype=np.uint8))[:3000], "truncated"),
+]
+
+
+@pytest.mark.parametrize(("image", "message"), BAD_IMAGES)
+def test_classify_rejects_bad_images(stubs, image, message):
+    assert_invalid(lambda: stubs["attribute"].Classify(attribute_pb2.ClassifyRequest(image=image), timeout=30), message)
+
+
+def test_classify_rejects_a_decompression_bomb(stubs):
+    call = lambda: stubs["attribute"].Classify(attribute_pb2.ClassifyRequest(image=bomb()), timeout=30)  # noqa: E731
+    assert_invalid(call, "over the limit")
+
+
+@pytest.mark.parametrize(
+    ("points", "message"),
+    [
+        ([(1, 1), (5, 5)], "at least 3"),
+        ([(1, 1), (5, float("nan")), (9, 1)], "NaN"),
+        ([(1, 1), (500, 1), (9, 9)], "outside the 240x320 image"),
+    ],
+)
+def test_classify_rejects_bad_polygons(stubs, sample_catalog, points, message):
+    region = garment_pb2.GarmentRegion(
+        polygons=[garment_pb2.Polygon(points=[garment_pb2.Point(x=x, y=y) for x, y in points])]
+    )
+    request = attribute_pb2.ClassifyRequest(
+        image=(sample_catalog / "images" / "0001.jpg").read_bytes(), garments=[region]
+    )
+    assert_invalid(lambda: stubs["attribute"].Classify(request, timeout=30), message)
+
+
+@pytest.mark.parametrize(
+    ("label", "message"),
+    [
+        (b'{"not": "k-fashion"}', "not K-Fashion"),
+        (b"{broken json", "not valid UTF-8 JSON"),
+        ('{"데이터셋 정보": {"데이터셋 상세설명": {"폴리곤좌표": {"상의": 5}}}}'.encode(), "list of objects"),
+    ],
+)
+def test_submit_rejects_bad_labels_and_queues_nothing(stubs, sample_catalog, label, message):
+    before = stubs["ingest"].GetQueueStats(ingest_pb2.GetQueueStatsRequest(), timeout=10)
+    request = ingest_pb2.SubmitRequest(image=(sample_catalog / "images" / "0001.jpg").read_bytes(), label_json=label)
+    assert_invalid(lambda: stubs["ingest"].Submit(request, timeout=30), message)
+    after = stubs["ingest"].GetQueueStats(ingest_pb2.GetQueueStatsRequest(), timeout=10)
+    assert (after.queued, after.pending) == (before.queued, before.pending)
+
+
+@pytest.mark.parametrize(("image", "message"), [*BAD_IMAGES, (None, "over the limit")])
+def test_submit_rejects_bad_images(stubs, image, message):
+    request = ingest_pb2.SubmitRequest(image=bomb() if image is None else image, filename="x.jpg")
+    assert_invalid(lambda: stubs["ingest"].Submit(request, timeout=30), message)
+
+
+def test_ingested_catalog_is_searchable_by_item_with_matching_filters(stubs, ingested):
+    assert stubs["search"].GetIndexStats(search_pb2.GetIndexStatsRequest(), timeout=10).indexed == 22
+    [garment] = stubs["search"].SearchByItem(search_pb2.SearchByItemRequest(item_id="0001/top"), timeout=30).garments
+    assert list(garment.filter.categories) == [garment.category] and list(garment.filter.colors) == [garment.color]
+    for hit in garment.results:
+        assert (hit.category, hit.color) == (garment.category, garment.color)
+        assert hit.item_id != "0001/top"
+
+
+def test_reingesting_the_same_items_does_not_duplicate_them(stubs, sample_catalog, ingested):
+    jobs = [submit(stubs, sample_catalog, f"{i:04d}").job_id for i in (1, 2, 3)]
+    assert all(j.state == ingest_pb2.JOB_STATE_DONE for j in wait_for(stubs, jobs))
+    assert stubs["search"].GetIndexStats(search_pb2.GetIndexStatsRequest(), timeout=10).indexed == 22
+
+
+def test_search_by_image_gives_one_result_list_per_garment(stubs, sample_catalog, ingested):
+    request = search_pb2.SearchByImageRequest(
+        image=(sample_catalog / "images" / "0001.jpg").read_bytes(),
+        garments=polygon_regions(sample_catalog, "0001"),
+        filter=search_pb2.SearchFilter(colors=["블랙", "white", "navy", "red"]),  # Korean names are accepted
+        top_k=5,
+    )
+    top, bottom = stubs["search"].SearchByImage(request, timeout=30).garments
+    assert (top.group, bottom.group) == (garment_pb2.GARMENT_GROUP_TOP, garment_pb2.GARMENT_GROUP_BOTTOM)
+    for garment in (top, bottom):
+        assert list(garment.filter.colors) == ["black", "white", "navy", "red"]
+        assert len(garment.results) <= 5
+        assert all(h.color in garment.filter.colors and h.category == garment.category for h in garment.results)
+
+
+def test_search_rejects_unknown_filters_and_silly_top_k(stubs):
+    bad_color = search_pb2.SearchByItemRequest(item_id="0001/top", filter=search_pb2.SearchFilter(colors=["plaid"]))
+    assert_invalid(lambda: stubs["search"].SearchByItem(bad_color, timeout=10), "unknown color 'plaid'")
+    too_many = search_pb2.SearchByItemRequest(item_id="0001/top", top_k=100_000)
+    assert_invalid(lambda: stubs["search"].SearchByItem(too_many, timeout=10), "top_k must be between")
+
+
+def test_unknown_items_and_jobs_are_not_found(stubs):
+    for call in (
+        lambda: stubs["search"].SearchByItem(search_pb2.SearchByItemRequest(item_id="nope/top"), timeout=10),
+        lambda: stubs["ingest"].GetJob(ingest_pb2.GetJobRequest(job_id="0" * 32), timeout=10),
+    ):
+        with pytest.raises(grpc.RpcError) as info:
+            call()
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND

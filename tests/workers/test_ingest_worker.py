@@ -1,0 +1,113 @@
+"""The worker against a real redis-server, a real Qdrant local store and the tiny trained model."""
+
+import threading
+
+import pytest
+from kloset.workers.ingest_worker import IngestWorker
+
+from kloset.core.attributes import AttributeEngine
+from kloset.core.blobs import BlobStore
+from kloset.core.catalog import CatalogIngest, Submission
+from kloset.core.errors import Unavailable
+from kloset.core.indexing import GarmentIndexer
+from kloset.core.model import EMBEDDING_DIM, AttributeModel
+from kloset.core.qdrant_store import QdrantGarmentStore
+from kloset.core.queue import JobState
+
+
+class FlakyStore:
+    """A store whose writes fail until `failures` runs out: the seam for store outages."""
+
+    def __init__(self, store, failures: int) -> None:
+        self._store = store
+        self.failures = failures
+
+    def upsert(self, garments):
+        if self.failures > 0:
+            self.failures -= 1
+            raise Unavailable("Qdrant did not answer: simulated outage")
+        self._store.upsert(garments)
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+
+@pytest.fixture
+def parts(queue, tmp_path, tiny_model_dir):
+    blobs = BlobStore(tmp_path / "blobs")
+    store = QdrantGarmentStore.open(url=None, api_key=None, path=str(tmp_path / "q"), collection="g", dim=EMBEDDING_DIM)
+    engine = AttributeEngine(AttributeModel.load(tiny_model_dir), 1_000_000)
+    catalog = CatalogIngest(queue, blobs, max_pixels=1_000_000, max_label_bytes=1_000_000)
+    yield catalog, blobs, store, engine
+    store.close()
+
+
+def submit_sample(catalog, sample_catalog, stem="0001"):
+    return catalog.submit(
+        Submission(
+            image=(sample_catalog / "images" / f"{stem}.jpg").read_bytes(),
+            label_json=(sample_catalog / "labels" / f"{stem}.json").read_bytes(),
+            filename=f"{stem}.jpg",
+        )
+    )
+
+
+def worker(queue, engine, store, blobs):
+    indexer = GarmentIndexer(engine, store, blobs, max_pixels=1_000_000, max_label_bytes=1_000_000)
+    return IngestWorker(queue, indexer, "w1", threading.Event())
+
+
+def test_a_job_is_indexed_then_acknowledged(parts, queue, sample_catalog):
+    catalog, blobs, store, engine = parts
+    job = submit_sample(catalog, sample_catalog)
+    w = worker(queue, engine, store, blobs)
+    [delivery] = queue.read(w.consumer, block_ms=100)
+    w.handle(delivery)
+    record = queue.get_job(job.job_id)
+    assert record.state is JobState.DONE and record.item_ids == ("0001/top", "0001/bottom")
+    assert store.count() == 2
+    assert store.retrieve("0001/top").source == "0001.jpg"
+    assert queue.stats().pending == 0
+
+
+def test_a_job_that_cannot_succeed_fails_at_once_with_its_reason(parts, queue, sample_catalog):
+    catalog, blobs, store, engine = parts
+    job = submit_sample(catalog, sample_catalog)
+    [delivery] = queue.read("w1", block_ms=100)
+    (blobs._root / delivery.spec.image_digest[:2] / delivery.spec.image_digest[2:]).unlink()  # lost blob
+    worker(queue, engine, store, blobs).handle(delivery)
+    record = queue.get_job(job.job_id)
+    assert record.state is JobState.FAILED and "missing" in record.error
+    stats = queue.stats()
+    assert (stats.pending, stats.dead_lettered) == (0, 1)
+    assert store.count() == 0
+
+
+def test_store_outage_is_retried_and_never_acknowledged_before_the_write(parts, queue, sample_catalog, monkeypatch):
+    catalog, blobs, store, engine = parts
+    monkeypatch.setattr(IngestWorker, "_back_off", lambda self: None)
+    flaky = FlakyStore(store, failures=2)
+    w = worker(queue, engine, flaky, blobs)
+    job = submit_sample(catalog, sample_catalog)
+    for _ in range(2):
+        [delivery] = queue.read(w.consumer, block_ms=100)
+        w.handle(delivery)
+        assert queue.get_job(job.job_id).state is JobState.QUEUED
+        assert queue.stats().pending == 1  # still owned, not acknowledged
+    [delivery] = queue.read(w.consumer, block_ms=100)
+    w.handle(delivery)
+    assert queue.get_job(job.job_id).state is JobState.DONE
+    assert store.count() == 2 and queue.stats().pending == 0
+
+
+def test_a_job_past_its_delivery_limit_goes_to_the_dead_letters(parts, queue, sample_catalog, monkeypatch):
+    catalog, blobs, store, engine = parts
+    monkeypatch.setattr(IngestWorker, "_back_off", lambda self: None)
+    w = worker(queue, engine, FlakyStore(store, failures=100), blobs)
+    job = submit_sample(catalog, sample_catalog)
+    for _ in range(4):  # max_deliveries is 3 in the test queue
+        [delivery] = queue.read(w.consumer, block_ms=100)
+        w.handle(delivery)
+    record = queue.get_job(job.job_id)
+    assert record.state is JobState.FAILED and "simulated outage" in record.error
+    assert queue.stats().dead_lettered == 1 and store.count() == 0
