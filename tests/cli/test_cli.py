@@ -1,0 +1,114 @@
+"""The `kloset` console script as users run it, against roles running on real ports."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+KLOSET = str(Path(sys.executable).parent / "kloset")
+
+
+def run(env, *args, check_exit: int | None = 0) -> subprocess.CompletedProcess:
+    result = subprocess.run([KLOSET, *map(str, args)], env=env, capture_output=True, text=True, timeout=300)
+    if check_exit is not None:
+        assert result.returncode == check_exit, result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def ingested(kloset, sample_catalog):
+    from tests.conftest import client_env
+
+    env = client_env(kloset)
+    report = json.loads(run(env, "ingest", sample_catalog, "--wait", "--json").stdout)
+    return env, report
+
+
+def test_ingest_folder_waits_and_reports_counts(ingested):
+    _, report = ingested
+    assert report == {"submitted": 27, "done": 27, "failed": 0, "skipped": 3, "failures": []}
+
+
+def test_stats_and_health(ingested):
+    env, _ = ingested
+    stats = json.loads(run(env, "stats", "--json").stdout)
+    assert stats == {"indexed": 54, "queued": 0, "pending": 0, "dead_lettered": 0}
+    health = run(env, "health")
+    assert health.stdout.count("SERVING") == 4
+
+
+def test_search_by_item_json_contract(ingested):
+    env, _ = ingested
+    answer = json.loads(run(env, "search", "--item", "0003/bottom", "--top-k", "4", "--json").stdout)
+    [garment] = answer["garments"]
+    assert set(garment) == {"group", "category", "color", "filter", "results"}
+    assert garment["group"] == "bottom"
+    assert garment["filter"] == {"category": [garment["category"]], "color": [garment["color"]]}
+    for hit in garment["results"]:
+        assert set(hit) == {"item_id", "score", "group", "category", "color", "source"}
+        assert hit["category"] in garment["filter"]["category"] and hit["color"] in garment["filter"]["color"]
+
+
+def test_search_and_classify_a_photo_with_its_label(ingested, sample_catalog):
+    env, _ = ingested
+    image, label = sample_catalog / "images" / "0005.jpg", sample_catalog / "labels" / "0005.json"
+    answer = json.loads(run(env, "search", image, "--label", label, "--color", "black", "--json").stdout)
+    assert [g["group"] for g in answer["garments"]] == ["top", "bottom"]
+    assert all(h["color"] == "black" for g in answer["garments"] for h in g["results"])
+    classified = json.loads(run(env, "classify", image, "--label", label, "--json").stdout)
+    assert [g["group"] for g in classified["garments"]] == ["top", "bottom"]
+    assert len(classified["garments"][0]["top_colors"]) == 3
+    text = run(env, "search", image, "--box", "60,40,120,100").stdout
+    assert text.startswith(("top:", "bottom:"))
+
+
+def test_bulk_ingest_lists_each_rejected_item_and_exits_non_zero(kloset, sample_catalog, tmp_path):
+    from tests.conftest import client_env
+
+    folder = tmp_path / "catalog"
+    shutil.copytree(sample_catalog, folder)
+    for stem in ("0002", "0004"):
+        (folder / "images" / f"{stem}.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    (folder / "labels" / "0006.json").write_text('{"hello": "world"}')
+    result = run(client_env(kloset), "ingest", folder, "--limit", "8", "--json", check_exit=1)
+    report = json.loads(result.stdout)
+    assert report["submitted"] + report["failed"] + report["skipped"] == 8
+    reasons = {f["item"]: f["reason"] for f in report["failures"]}
+    assert set(reasons) == {"0002.jpg", "0004.jpg", "0006.jpg"}
+    assert "corrupt" in reasons["0002.jpg"] or "not an image" in reasons["0002.jpg"]
+    assert "not K-Fashion" in reasons["0006.jpg"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ingest", "/no/such/folder"], "does not exist"),
+        (["search", "--item", "0001/top", "--category", "tuxedo"], "unknown category 'tuxedo'"),
+        (["search"], "give an IMAGE"),
+        (["search", "/no/such.jpg"], "cannot read"),
+        (["search", "--item", "ghost/top"], "NOT_FOUND"),
+    ],
+)
+def test_user_errors_are_one_clear_line_and_a_non_zero_exit(ingested, args, message):
+    env, _ = ingested
+    result = run(env, *args, check_exit=1)
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_health_fails_when_nothing_answers(tmp_path):
+    env = {
+        "PATH": "/usr/bin:/bin",
+        **{f"KLOSET_{r}_ADDR": "127.0.0.1:9" for r in ("ATTRIBUTE", "SEARCH", "INGEST", "WORKER")},
+    }
+    result = run(env, "health", check_exit=1)
+    assert "UNREACHABLE" in result.stdout
+
+
+def test_sample_writes_a_k_fashion_folder(tmp_path):
+    run({"PATH": "/usr/bin:/bin"}, "sample", tmp_path / "s", "--n", "5")
+    assert len(list((tmp_path / "s" / "images").glob("*.jpg"))) == 5
+    assert len(list((tmp_path / "s" / "labels").glob("*.json"))) == 5
