@@ -34,16 +34,6 @@ from kloset.workers.ingest_worker import IngestWorker
 log = logging.getLogger(__name__)
 
 
-def parse_roles(text: str) -> frozenset[Role]:
-    """'all' or a comma-separated list of role names."""
-    if text.strip() == "all":
-        return frozenset(Role)
-    try:
-        return frozenset(Role(part.strip()) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise ValueError(f"unknown role in {text!r}; roles: all, {', '.join(r.value for r in Role)}") from None
-
-
 @dataclass
 class Program:
     settings: Settings

@@ -10,7 +10,7 @@ import grpc
 from pydantic import ValidationError
 
 from kloset.cli.client import Clients, CommandError, rpc_message
-from kloset.core.config import Role, load_settings
+from kloset.core.config import Role, load_settings, parse_roles
 from kloset.core.errors import KlosetError
 from kloset.v1 import ingest_pb2, search_pb2
 
@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     stats = commands.add_parser("stats", help="indexed garments and queue depth")
     stats.add_argument("--json", action="store_true")
 
-    commands.add_parser("health", help="exit 0 only when every role answers SERVING")
+    health = commands.add_parser("health", help="exit 0 only when every role answers SERVING")
+    health.add_argument("--role", default="all", help="check only these roles (comma-separated)")
 
     sample = commands.add_parser("sample", help="write a small synthetic catalog in the K-Fashion layout")
     sample.add_argument("dir", type=Path)
@@ -112,7 +113,7 @@ def _dispatch(args, settings) -> int:
     if args.command == "stats":
         return _stats(clients, args.json)
     if args.command == "health":
-        return _health(clients)
+        return _health(clients, args.role)
     if args.command == "sample":
         from kloset.core.sample import write_sample_catalog
 
@@ -125,7 +126,7 @@ def _dispatch(args, settings) -> int:
 
 
 def _serve(args, settings) -> int:
-    from kloset.program import Program, parse_roles
+    from kloset.program import Program
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     program = Program(settings, parse_roles(args.role))
@@ -143,8 +144,8 @@ def _stats(clients: Clients, as_json: bool) -> int:
     return 0
 
 
-def _health(clients: Clients) -> int:
-    statuses = {role.value: clients.health(role) for role in Role}
+def _health(clients: Clients, roles: str) -> int:
+    statuses = {role.value: clients.health(role) for role in Role if role in parse_roles(roles)}
     for role, status in statuses.items():
         print(f"{role:<10} {status}")
     return 0 if all(s == "SERVING" for s in statuses.values()) else 1

@@ -108,3 +108,13 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Read the environment once; overrides come from command-line flags."""
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def parse_roles(text: str) -> frozenset[Role]:
+    """'all' or a comma-separated list of role names."""
+    if text.strip() == "all":
+        return frozenset(Role)
+    try:
+        return frozenset(Role(part.strip()) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"unknown role in {text!r}; roles: all, {', '.join(r.value for r in Role)}") from None

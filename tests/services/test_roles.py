@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from kloset.core.config import Role
-from kloset.program import Program, parse_roles
+from kloset.core.config import Role, parse_roles
+from kloset.program import Program
 from tests.conftest import client_env, role_settings
 
 KLOSET = str(Path(sys.executable).parent / "kloset")
