@@ -30,7 +30,11 @@ class IngestWorker:
                 self._back_off()
                 continue
             for delivery in deliveries:
-                self.handle(delivery)
+                try:
+                    self.handle(delivery)
+                except Exception:  # e.g. Redis went away while acknowledging: the entry stays pending, keep going
+                    log.exception("%s: job %s left pending", self.consumer, delivery.job_id)
+                    self._back_off()
 
     def handle(self, delivery: Delivery) -> None:
         """Index one job. Bad input fails at once; other errors leave it pending for a later retry."""

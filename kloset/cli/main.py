@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return _dispatch(args, settings)
-    except (CommandError, KlosetError, ValueError) as exc:
+    except (CommandError, KlosetError, ValueError, OSError) as exc:
         print(f"kloset {args.command}: {exc}", file=sys.stderr)
         return 1
     except grpc.RpcError as exc:

@@ -76,3 +76,19 @@ def test_serve_process_answers_health_and_stops_gracefully_on_sigterm(tmp_path, 
     finally:
         if server.poll() is None:
             server.kill()
+
+
+def test_a_port_in_use_is_a_clear_start_up_error(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = role_settings(tmp_path, tmp_path / "no-model", search_port=port, attribute_addr="127.0.0.1:9")
+        program = Program(settings, frozenset({Role.SEARCH}))
+        try:
+            program.start()
+        except OSError as exc:
+            assert f"cannot listen on 127.0.0.1:{port} for the search role" in str(exc)
+        else:
+            program.stop()
+            raise AssertionError("search role started on a port that was taken")

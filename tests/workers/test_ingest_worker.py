@@ -111,3 +111,31 @@ def test_a_job_past_its_delivery_limit_goes_to_the_dead_letters(parts, queue, sa
     record = queue.get_job(job.job_id)
     assert record.state is JobState.FAILED and "simulated outage" in record.error
     assert queue.stats().dead_lettered == 1 and store.count() == 0
+
+
+def test_the_worker_keeps_going_when_redis_fails_mid_job(parts, queue, sample_catalog, monkeypatch):
+    import redis
+
+    catalog, blobs, store, engine = parts
+    monkeypatch.setattr(IngestWorker, "_back_off", lambda self: stop.set())
+    stop = threading.Event()
+    indexer = GarmentIndexer(engine, store, blobs, max_pixels=1_000_000, max_label_bytes=1_000_000)
+    w = IngestWorker(queue, indexer, "w1", stop)
+    real_complete = queue.complete
+    calls = []
+
+    def flaky_complete(delivery, item_ids):
+        calls.append(delivery.job_id)
+        if len(calls) == 1:
+            raise redis.ConnectionError("connection reset")
+        real_complete(delivery, item_ids)
+
+    monkeypatch.setattr(queue, "complete", flaky_complete)
+    job = submit_sample(catalog, sample_catalog)
+    w.run()  # first attempt breaks on the ack; the loop survives and stops at its back-off
+    assert queue.get_job(job.job_id).state is JobState.PROCESSING and queue.stats().pending == 1
+    stop.clear()
+    monkeypatch.setattr(IngestWorker, "_back_off", lambda self: None)
+    [delivery] = queue.read("w1", block_ms=100)
+    w.handle(delivery)
+    assert queue.get_job(job.job_id).state is JobState.DONE and store.count() == 2
