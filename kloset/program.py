@@ -108,6 +108,7 @@ class Program:
             job_ttl_s=s.job_ttl_s,
             claim_idle_ms=s.claim_idle_ms,
             max_deliveries=s.max_deliveries,
+            max_backlog=s.max_backlog,
         )
         queue.ensure_group()
         return queue

@@ -6,7 +6,7 @@ import numpy as np
 
 from kloset.core.attributes import GarmentPrediction
 from kloset.core.labels import Group
-from kloset.core.queue import Job, JobState
+from kloset.core.queue import DeadLetter, Job, JobState
 from kloset.core.regions import Region, make_box, make_polygon
 from kloset.core.search import GarmentResults, SearchFilter
 from kloset.core.store import Hit
@@ -116,4 +116,14 @@ def job_to_proto(job: Job) -> ingest_pb2.Job:
         attempts=job.attempts,
         created_at=job.created_at,
         updated_at=job.updated_at,
+    )
+
+
+def dead_letter_to_proto(letter: DeadLetter) -> ingest_pb2.DeadLetter:
+    return ingest_pb2.DeadLetter(
+        job_id=letter.job_id,
+        item_id=letter.spec.item_id,
+        filename=letter.spec.filename,
+        error=letter.error,
+        failed_at=letter.failed_at,
     )

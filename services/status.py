@@ -42,6 +42,22 @@ def grpc_errors(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def grpc_stream_errors(method: F) -> F:
+    """grpc_errors for server-streaming methods, whose errors surface while the stream is consumed."""
+
+    @functools.wraps(method)
+    def wrapper(self, request, context: grpc.ServicerContext):
+        try:
+            yield from method(self, request, context)
+        except KlosetError as exc:
+            context.abort(status_code(exc), str(exc))
+        except Exception:
+            log.exception("%s failed", method.__qualname__)
+            context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method.__name__}; see the server log")
+
+    return wrapper  # type: ignore[return-value]
+
+
 def core_error(error: grpc.RpcError) -> KlosetError:
     """The core error for a status received from another kloset role."""
     code, details = error.code(), error.details() or ""

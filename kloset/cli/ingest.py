@@ -1,28 +1,30 @@
-"""`kloset ingest`: submit a K-Fashion folder or one image, optionally wait until every job is finished."""
+"""`kloset ingest`: submit a K-Fashion folder or one image, optionally wait until every job is finished.
+
+Submission is bounded (a few requests in flight), backs off while the server says RESOURCE_EXHAUSTED or is
+unavailable, and can be interrupted and re-run: content that is already queued or indexed comes back as a
+duplicate and is not processed again.
+"""
 
 import json
+import re
 import sys
+import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import grpc
 
 from kloset.cli.client import Clients, CommandError, rpc_message
+from kloset.cli.progress import Progress
+from kloset.core.folders import CatalogPhoto, scan_catalog
 from kloset.v1 import ingest_pb2
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 _SUBMITTERS = 4
 _POLL_S = 0.5
-
-
-@dataclass(frozen=True)
-class CatalogFile:
-    image: Path
-    label: Path | None
-    item_id: str = ""
+_RETRYABLE = (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE)
+_ITEM_ERRORS = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND)
 
 
 @dataclass
@@ -31,12 +33,21 @@ class IngestReport:
     done: int = 0
     failed: int = 0
     skipped: int = 0
+    duplicates: int = 0
+    unmatched: list[str] = field(default_factory=list)
     failures: list[dict[str, str]] = field(default_factory=list)
     jobs: dict[str, str] = field(default_factory=dict)  # job id -> file name, for jobs still running
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail(self, item: str, reason: str) -> None:
-        self.failed += 1
-        self.failures.append({"item": item, "reason": reason})
+        with self.lock:
+            self.failed += 1
+            self.failures.append({"item": item, "reason": reason})
+
+    def failed_by_reason(self) -> dict[str, int]:
+        """Failures grouped by the kind of reason (numbers and quoted names blurred)."""
+        kinds = Counter(re.sub(r"'[^']*'|\d+", "…", f["reason"])[:90] for f in self.failures)
+        return dict(kinds.most_common())
 
     def as_json(self) -> dict:
         return {
@@ -44,77 +55,109 @@ class IngestReport:
             "done": self.done,
             "failed": self.failed,
             "skipped": self.skipped,
+            "duplicates": self.duplicates,
+            "unmatched": self.unmatched,
             "failures": self.failures,
+            "failed_by_reason": self.failed_by_reason(),
         }
 
 
-def catalog_files(path: Path, label: Path | None, item_id: str, limit: int | None) -> Iterator[CatalogFile]:
-    """The photos to submit: a K-Fashion folder (images/ + labels/) or one image file."""
-    if path.is_file():
-        yield CatalogFile(path, label, item_id)
-        return
-    images_dir = path / "images"
-    if not images_dir.is_dir():
-        raise CommandError(f"{path} is neither an image nor a K-Fashion folder with images/ and labels/")
-    images = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    for image in images[:limit] if limit is not None else images:
-        candidate = path / "labels" / f"{image.stem}.json"
-        yield CatalogFile(image, candidate if candidate.is_file() else None)
-
-
 def run_ingest(clients: Clients, args) -> int:
-    if args.label and not args.path.is_file():
-        raise CommandError("--label goes with a single image, not a folder")
     if not args.path.exists():
         raise CommandError(f"{args.path} does not exist")
-    stub = clients.ingest()
+    if args.label and not args.path.is_file():
+        raise CommandError("--label goes with a single image, not a folder")
     report = IngestReport()
-    files = list(catalog_files(args.path, args.label, args.item_id or "", args.limit))
-    with ThreadPoolExecutor(_SUBMITTERS) as pool:
-        for file, outcome in zip(files, pool.map(lambda f: _submit(stub, f), files), strict=True):
-            _record(report, file, outcome)
-    if args.wait:
-        _wait(stub, report, args.timeout)
+    photos = _photos(args, report)
+    stub = clients.ingest()
+    deadline = time.monotonic() + args.timeout
+    try:
+        _submit_all(stub, photos, report, deadline, args)
+        if args.wait:
+            _wait(stub, report, deadline, not args.quiet)
+    except KeyboardInterrupt:
+        print("\ninterrupted: what was submitted stays queued; run the same command again to continue",
+              file=sys.stderr)  # fmt: skip
+        _print(report, args.json)
+        return 130
     _print(report, args.json)
     return 1 if report.failed else 0
 
 
-def _submit(stub, file: CatalogFile):
+def _photos(args, report: IngestReport) -> list[CatalogPhoto]:
+    if args.path.is_file():
+        return [CatalogPhoto(args.path, args.label)]
+    scan = scan_catalog(args.path)
+    photos = scan.photos
+    if args.allow_unlabeled:
+        photos = sorted([*photos, *(CatalogPhoto(i, None) for i in scan.unmatched_images)], key=lambda p: p.image)
+    else:
+        report.unmatched.extend(str(p) for p in scan.unmatched_images)
+    report.unmatched.extend(str(p) for p in scan.unmatched_labels)
+    if not photos and not report.unmatched:
+        raise CommandError(f"{args.path} holds no images")
+    return photos[: args.limit] if args.limit is not None else photos
+
+
+def _submit_all(stub, photos: list[CatalogPhoto], report: IngestReport, deadline: float, args) -> None:
+    progress = Progress("submitted", len(photos), enabled=not args.quiet)
+    pool = ThreadPoolExecutor(_SUBMITTERS)
+    try:
+        futures = {pool.submit(_submit, stub, p, args.item_id or "", deadline): p for p in photos}
+        for count, future in enumerate(as_completed(futures), start=1):
+            _record(report, futures[future], future.result())
+            progress.update(count)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        progress.close()
+
+
+def _submit(stub, photo: CatalogPhoto, item_id: str, deadline: float):
+    """Submit one photo, retrying while the server is busy; returns a response, an RpcError or an OSError."""
     try:
         request = ingest_pb2.SubmitRequest(
-            image=file.image.read_bytes(),
-            label_json=file.label.read_bytes() if file.label else b"",
-            item_id=file.item_id,
-            filename=file.image.name,
+            image=photo.image.read_bytes(),
+            label_json=photo.label.read_bytes() if photo.label else b"",
+            item_id=item_id,
+            filename=photo.image.name,
         )
     except OSError as exc:
         return exc
-    try:
-        return stub.Submit(request, timeout=120, wait_for_ready=True)
-    except grpc.RpcError as exc:
-        if exc.code() not in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND):
-            raise CommandError(rpc_message(exc)) from None
-        return exc
+    delay = 0.2
+    while True:
+        try:
+            return stub.Submit(request, timeout=120, wait_for_ready=True)
+        except grpc.RpcError as exc:
+            if exc.code() in _ITEM_ERRORS:
+                return exc
+            if exc.code() not in _RETRYABLE or time.monotonic() + delay > deadline:
+                raise CommandError(rpc_message(exc)) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
-def _record(report: IngestReport, file: CatalogFile, outcome) -> None:
+def _record(report: IngestReport, photo: CatalogPhoto, outcome) -> None:
+    name = photo.image.name
     if isinstance(outcome, grpc.RpcError):
-        report.fail(file.image.name, outcome.details())
+        report.fail(name, outcome.details())
     elif isinstance(outcome, OSError):
-        report.fail(file.image.name, f"cannot read: {outcome}")
+        report.fail(name, f"cannot read: {outcome}")
     elif outcome.job.state == ingest_pb2.JOB_STATE_SKIPPED:
         report.skipped += 1
+    elif outcome.duplicate:
+        report.duplicates += 1
     else:
         report.submitted += 1
-        report.jobs[outcome.job.job_id] = file.image.name
+        report.jobs[outcome.job.job_id] = name
 
 
-def _wait(stub, report: IngestReport, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
+def _wait(stub, report: IngestReport, deadline: float, show: bool) -> None:
+    progress = Progress("indexed", len(report.jobs), enabled=show)
+    finished = 0
     while report.jobs:
         for job_id, name in list(report.jobs.items()):
             try:
-                job = stub.GetJob(ingest_pb2.GetJobRequest(job_id=job_id), timeout=30).job
+                job = stub.GetJob(ingest_pb2.GetJobRequest(job_id=job_id), timeout=30, wait_for_ready=True).job
             except grpc.RpcError as exc:
                 raise CommandError(rpc_message(exc)) from None
             if job.state == ingest_pb2.JOB_STATE_DONE:
@@ -124,16 +167,29 @@ def _wait(stub, report: IngestReport, timeout_s: float) -> None:
             else:
                 continue
             del report.jobs[job_id]
+            finished += 1
+            progress.update(finished)
         if report.jobs:
             if time.monotonic() > deadline:
-                raise CommandError(f"{len(report.jobs)} jobs still unfinished after {timeout_s:.0f} s")
+                progress.close()
+                raise CommandError(f"{len(report.jobs)} jobs still unfinished at the timeout; they stay queued")
             time.sleep(_POLL_S)
+    progress.close()
 
 
 def _print(report: IngestReport, as_json: bool) -> None:
     if as_json:
         print(json.dumps(report.as_json(), ensure_ascii=False))
         return
-    print(f"submitted {report.submitted}, done {report.done}, failed {report.failed}, skipped {report.skipped}")
-    for failure in report.failures:
-        print(f"  {failure['item']}: {failure['reason']}", file=sys.stderr)
+    print(
+        f"submitted {report.submitted}, indexed {report.done}, duplicates {report.duplicates}, "
+        f"skipped {report.skipped} (outer/one-piece only), failed {report.failed}, unmatched {len(report.unmatched)}"
+    )
+    if report.failures:
+        print("failed by reason:")
+        for reason, count in report.failed_by_reason().items():
+            print(f"  {count:5d}  {reason}")
+        for failure in report.failures:
+            print(f"  {failure['item']}: {failure['reason']}", file=sys.stderr)
+    for path in report.unmatched[:20]:
+        print(f"  unmatched: {path}", file=sys.stderr)

@@ -29,7 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--item-id", help="catalog id for a single image (default: its file stem)")
     ingest.add_argument("--limit", type=int, help="submit only the first N images of a folder")
     ingest.add_argument("--wait", action="store_true", help="block until every job is done or failed")
-    ingest.add_argument("--timeout", type=float, default=3600.0, help="seconds --wait waits at most")
+    ingest.add_argument("--timeout", type=float, default=24 * 3600.0, help="give up after this many seconds")
+    ingest.add_argument("--allow-unlabeled", action="store_true", help="also submit photos that have no label")
+    ingest.add_argument("--quiet", action="store_true", help="no progress on stderr")
     ingest.add_argument("--json", action="store_true")
 
     search = commands.add_parser("search", help="find catalog garments similar to a photo or a catalog item")
@@ -45,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("image", type=Path)
     _add_region_flags(classify)
     classify.add_argument("--json", action="store_true")
+
+    dlq = commands.add_parser("dlq", help="inspect, retry or purge dead-lettered ingest jobs")
+    dlq.add_argument("action", choices=["list", "retry", "purge"])
+    dlq.add_argument("job_ids", nargs="*", help="jobs to retry or purge")
+    dlq.add_argument("--all", action="store_true", help="retry or purge every dead letter")
+    dlq.add_argument("--limit", type=int, default=100, help="how many to list")
+    dlq.add_argument("--json", action="store_true")
 
     stats = commands.add_parser("stats", help="indexed garments and queue depth")
     stats.add_argument("--json", action="store_true")
@@ -110,6 +119,8 @@ def _dispatch(args, settings) -> int:
         from kloset.cli.query import run_classify
 
         return run_classify(clients, args)
+    if args.command == "dlq":
+        return _dlq(clients, args)
     if args.command == "stats":
         return _stats(clients, args.json)
     if args.command == "health":
@@ -141,6 +152,33 @@ def _stats(clients: Clients, as_json: bool) -> int:
     queue = clients.ingest().GetQueueStats(ingest_pb2.GetQueueStatsRequest(), timeout=30)
     stats = {"indexed": indexed, "queued": queue.queued, "pending": queue.pending, "dead_lettered": queue.dead_lettered}
     print(json.dumps(stats) if as_json else "  ".join(f"{k} {v}" for k, v in stats.items()))
+    return 0
+
+
+def _dlq(clients: Clients, args) -> int:
+    stub = clients.ingest()
+    if args.action == "list":
+        answer = stub.ListDeadLetters(ingest_pb2.ListDeadLettersRequest(limit=args.limit), timeout=30)
+        letters = [
+            {"job_id": d.job_id, "item_id": d.item_id, "filename": d.filename, "error": d.error,
+             "failed_at": d.failed_at}
+            for d in answer.dead_letters
+        ]  # fmt: skip
+        if args.json:
+            print(json.dumps({"total": answer.total, "dead_letters": letters}, ensure_ascii=False))
+        else:
+            print(f"{answer.total} dead letters")
+            for d in letters:
+                print(f"  {d['job_id']}  {d['filename'] or d['item_id']}: {d['error']}")
+        return 0
+    if not args.job_ids and not args.all:
+        raise CommandError(f"dlq {args.action} needs JOB_IDs or --all")
+    if args.action == "retry":
+        request = ingest_pb2.RetryDeadLettersRequest(job_ids=args.job_ids, all=args.all)
+        print(f"retried {stub.RetryDeadLetters(request, timeout=60).retried}")
+    else:
+        request = ingest_pb2.PurgeDeadLettersRequest(job_ids=args.job_ids, all=args.all)
+        print(f"purged {stub.PurgeDeadLetters(request, timeout=60).purged}")
     return 0
 
 

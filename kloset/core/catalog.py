@@ -57,12 +57,14 @@ class CatalogIngest:
     """Submit catalog photos: nothing is queued unless the photo and its label are usable."""
 
     def __init__(self, queue: IngestQueue, blobs: BlobStore, *, max_pixels: int, max_label_bytes: int) -> None:
+        """Validation limits come from Settings; the backlog limit lives in the queue."""
         self._queue = queue
         self._blobs = blobs
         self._max_pixels = max_pixels
         self._max_label_bytes = max_label_bytes
 
-    def submit(self, submission: Submission) -> Job:
+    def submit(self, submission: Submission) -> tuple[Job, bool]:
+        """Validate and queue one photo; returns (job, duplicate). Exactly the same bytes are not queued twice."""
         pixels = decode_image(submission.image, self._max_pixels)
         height, width = pixels.shape[:2]
         label = (
@@ -76,12 +78,15 @@ class CatalogIngest:
         )
         if label is not None and not label.garments:
             groups = ", ".join(label.unindexed_groups) or "no garment"
-            return self._queue.record_skipped([], f"nothing to index: the label has only {groups} (no 상의/하의)")
+            reason = f"nothing to index: the label has only {groups} (no 상의/하의)"
+            return self._queue.record_skipped([], reason), False
+        image_digest = self._blobs.put(submission.image)
+        label_digest = self._blobs.put(submission.label_json) if label is not None else ""
         spec = JobSpec(
-            image_digest=self._blobs.put(submission.image),
-            label_digest=self._blobs.put(submission.label_json) if label is not None else "",
+            image_digest=image_digest,
+            label_digest=label_digest,
             item_id=item_id,
             filename=submission.filename or (label.file_name if label and label.file_name else ""),
             item_ids=tuple(garment_item_id(item_id, g.group.value) for g in label.garments) if label else (),
         )
-        return self._queue.enqueue(spec)
+        return self._queue.enqueue(spec, content_key=f"{image_digest}:{label_digest}")

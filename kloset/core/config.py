@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     job_ttl_s: int = 7 * 24 * 3600
     claim_idle_ms: int = 60_000
     max_deliveries: int = 5
+    max_backlog: int = Field(default=10_000, ge=1)  # unprocessed jobs before Submit answers RESOURCE_EXHAUSTED
 
     blob_dir: Path | None = None
 

@@ -3,18 +3,21 @@
 A job is XADDed with its record in one transaction; a worker reads it through a consumer group and the entry
 is acknowledged (and deleted) only after the garments are in the store. Entries that a dead consumer held are
 claimed by others after `claim_idle_ms`; a job delivered `max_deliveries` times goes to the dead letters.
+The stream is never trimmed: acknowledged entries are deleted one by one, so XLEN is the backlog.
 """
 
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 import redis
 
-from kloset.core.errors import NotFound, Unavailable
+from kloset.core.errors import NotFound, Overloaded, Unavailable
+
+TERMINAL_STATES = frozenset({"done", "failed", "skipped"})
 
 
 class JobState(StrEnum):
@@ -75,6 +78,15 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class DeadLetter:
+    entry_id: str
+    job_id: str
+    spec: JobSpec
+    error: str
+    failed_at: float
+
+
+@dataclass(frozen=True)
 class QueueStats:
     queued: int
     pending: int
@@ -97,14 +109,16 @@ class IngestQueue:
         job_ttl_s: int = 7 * 24 * 3600,
         claim_idle_ms: int = 60_000,
         max_deliveries: int = 5,
+        max_backlog: int = 10_000,
     ) -> None:
         self._redis = client
         self.stream = stream
-        self.dead_letters = f"{stream}:dead"
+        self.dead_letter_stream = f"{stream}:dead"
         self.group = group
         self._job_ttl_s = job_ttl_s
         self._claim_idle_ms = claim_idle_ms
         self._max_deliveries = max_deliveries
+        self._max_backlog = max_backlog
 
     def _job_key(self, job_id: str) -> str:
         return f"{self.stream}:job:{job_id}"
@@ -119,17 +133,44 @@ class IngestQueue:
         except redis.RedisError as exc:
             raise Unavailable(f"Redis did not answer: {exc}") from None
 
-    def enqueue(self, spec: JobSpec) -> Job:
-        """Record the job and XADD it atomically; once this returns, the job is durable per Redis' fsync policy."""
-        job = self._new_job(JobState.QUEUED, spec.item_ids)
+    def enqueue(self, spec: JobSpec, content_key: str = "") -> tuple[Job, bool]:
+        """Record the job and XADD it atomically; returns (job, duplicate).
+
+        Content already queued or indexed (same content_key, its job not failed) is not queued again: the
+        earlier job comes back with duplicate=True. Raises Overloaded when the backlog is at its limit.
+        """
         try:
+            backlog = self._redis.xlen(self.stream)
+            if backlog >= self._max_backlog:
+                raise Overloaded(f"the queue holds {backlog} unprocessed jobs (limit {self._max_backlog}); retry later")
+            job = self._new_job(JobState.QUEUED, spec.item_ids)
+            if content_key:
+                earlier = self._claim_content(content_key, job.job_id)
+                if earlier is not None:
+                    return earlier, True
             with self._redis.pipeline(transaction=True) as tx:
                 self._write_job(tx, job, spec.fields())
                 tx.xadd(self.stream, {"job_id": job.job_id, **spec.fields()})
                 tx.execute()
         except redis.RedisError as exc:
             raise Unavailable(f"could not queue the job: {exc}") from None
-        return job
+        return job, False
+
+    def _claim_content(self, content_key: str, job_id: str) -> Job | None:
+        """Make job_id the owner of this content, unless a live earlier job owns it (then return that job)."""
+        key = f"{self.stream}:content:{content_key}"
+        if self._redis.set(key, job_id, nx=True, ex=self._job_ttl_s):
+            return None
+        earlier_id = self._redis.get(key)
+        if earlier_id:
+            try:
+                earlier = self.get_job(earlier_id)
+            except NotFound:
+                earlier = None
+            if earlier is not None and earlier.state is not JobState.FAILED:
+                return earlier
+        self._redis.set(key, job_id, ex=self._job_ttl_s)  # the earlier job failed or expired: try again
+        return None
 
     def record_skipped(self, item_ids: Sequence[str], reason: str) -> Job:
         """Keep a record of a submission that had nothing to index, so GetJob can explain it."""
@@ -158,6 +199,18 @@ class IngestQueue:
             created_at=float(record.get("created_at", 0)),
             updated_at=float(record.get("updated_at", 0)),
         )
+
+    def watch(self, job_id: str, active: Callable[[], bool], poll_s: float = 0.2) -> Iterator[Job]:
+        """Yield the job's record whenever it changes, until it is finished or `active()` turns false."""
+        last = None
+        while active():
+            job = self.get_job(job_id)
+            if job != last:
+                yield job
+                last = job
+            if job.state.value in TERMINAL_STATES:
+                return
+            time.sleep(poll_s)
 
     def read(self, consumer: str, count: int = 1, block_ms: int = 1000) -> list[Delivery]:
         """Next jobs for this consumer: its own unacknowledged ones first, then abandoned ones, then new ones."""
@@ -218,7 +271,7 @@ class IngestQueue:
         """Move a job that cannot succeed to the dead letters (before acknowledging it) and record why."""
         with self._redis.pipeline(transaction=True) as tx:
             tx.xadd(
-                self.dead_letters,
+                self.dead_letter_stream,
                 {"job_id": delivery.job_id, "error": reason, "failed_at": repr(time.time()), **delivery.spec.fields()},
             )
             self._update(delivery.job_id, tx=tx, state=JobState.FAILED, error=reason, attempts=delivery.deliveries)
@@ -230,13 +283,55 @@ class IngestQueue:
         """Record a transient failure; the entry stays pending and is retried after the claim idle time."""
         self._update(delivery.job_id, state=JobState.QUEUED, error=reason, attempts=delivery.deliveries)
 
+    def dead_letters(self, limit: int = 100) -> tuple[list[DeadLetter], int]:
+        """The oldest dead letters (at most limit) and how many there are."""
+        try:
+            entries = self._redis.xrange(self.dead_letter_stream, count=limit)
+            total = self._redis.xlen(self.dead_letter_stream)
+        except redis.RedisError as exc:
+            raise Unavailable(f"Redis did not answer: {exc}") from None
+        return [_dead_letter(entry_id, fields) for entry_id, fields in entries], int(total)
+
+    def retry_dead_letters(self, job_ids: Sequence[str] = (), *, everything: bool = False) -> int:
+        """Queue dead-lettered jobs again, each moved in one transaction (never in both streams, never lost)."""
+        retried = 0
+        for letter in self._select_dead(job_ids, everything):
+            with self._redis.pipeline(transaction=True) as tx:
+                job = Job(job_id=letter.job_id, state=JobState.QUEUED, item_ids=letter.spec.item_ids,
+                          created_at=time.time(), updated_at=time.time())  # fmt: skip
+                self._write_job(tx, job, letter.spec.fields())
+                tx.xadd(self.stream, {"job_id": letter.job_id, **letter.spec.fields()})
+                tx.xdel(self.dead_letter_stream, letter.entry_id)
+                tx.execute()
+            retried += 1
+        return retried
+
+    def purge_dead_letters(self, job_ids: Sequence[str] = (), *, everything: bool = False) -> int:
+        letters = self._select_dead(job_ids, everything)
+        if letters:
+            self._redis.xdel(self.dead_letter_stream, *[letter.entry_id for letter in letters])
+        return len(letters)
+
+    def _select_dead(self, job_ids: Sequence[str], everything: bool) -> list[DeadLetter]:
+        wanted = set(job_ids)
+        try:
+            entries = self._redis.xrange(self.dead_letter_stream)
+        except redis.RedisError as exc:
+            raise Unavailable(f"Redis did not answer: {exc}") from None
+        letters = [_dead_letter(entry_id, fields) for entry_id, fields in entries]
+        chosen = letters if everything else [letter for letter in letters if letter.job_id in wanted]
+        missing = wanted - {letter.job_id for letter in chosen}
+        if missing and not everything:
+            raise NotFound(f"no dead letter for job(s) {', '.join(sorted(missing))}")
+        return chosen
+
     def stats(self) -> QueueStats:
         try:
             self.ensure_group()
             with self._redis.pipeline(transaction=False) as p:
                 p.xlen(self.stream)
                 p.xpending(self.stream, self.group)
-                p.xlen(self.dead_letters)
+                p.xlen(self.dead_letter_stream)
                 length, pending, dead = p.execute()
         except redis.RedisError as exc:
             raise Unavailable(f"Redis did not answer: {exc}") from None
@@ -276,3 +371,13 @@ class IngestQueue:
         target = tx if tx is not None else self._redis
         target.hset(key, mapping=mapping)
         target.expire(key, self._job_ttl_s)
+
+
+def _dead_letter(entry_id: str, fields: dict[str, str]) -> DeadLetter:
+    return DeadLetter(
+        entry_id=entry_id,
+        job_id=fields.get("job_id", ""),
+        spec=JobSpec.from_fields(fields),
+        error=fields.get("error", ""),
+        failed_at=float(fields.get("failed_at", 0) or 0),
+    )

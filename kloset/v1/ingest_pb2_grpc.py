@@ -27,6 +27,9 @@ if _version_not_supported:
 
 class IngestServiceStub:
     """Accepts catalog items and queues them for indexing.
+
+    Submit answers RESOURCE_EXHAUSTED while the queue holds more unprocessed jobs than the server allows:
+    back off and retry. Nothing accepted is ever dropped.
     """
 
     def __init__(self, channel):
@@ -40,24 +43,59 @@ class IngestServiceStub:
                 request_serializer=kloset_dot_v1_dot_ingest__pb2.SubmitRequest.SerializeToString,
                 response_deserializer=kloset_dot_v1_dot_ingest__pb2.SubmitResponse.FromString,
                 _registered_method=True)
+        self.SubmitBatch = channel.stream_unary(
+                '/kloset.v1.IngestService/SubmitBatch',
+                request_serializer=kloset_dot_v1_dot_ingest__pb2.SubmitRequest.SerializeToString,
+                response_deserializer=kloset_dot_v1_dot_ingest__pb2.SubmitBatchResponse.FromString,
+                _registered_method=True)
         self.GetJob = channel.unary_unary(
                 '/kloset.v1.IngestService/GetJob',
                 request_serializer=kloset_dot_v1_dot_ingest__pb2.GetJobRequest.SerializeToString,
                 response_deserializer=kloset_dot_v1_dot_ingest__pb2.GetJobResponse.FromString,
+                _registered_method=True)
+        self.WatchJob = channel.unary_stream(
+                '/kloset.v1.IngestService/WatchJob',
+                request_serializer=kloset_dot_v1_dot_ingest__pb2.WatchJobRequest.SerializeToString,
+                response_deserializer=kloset_dot_v1_dot_ingest__pb2.WatchJobResponse.FromString,
                 _registered_method=True)
         self.GetQueueStats = channel.unary_unary(
                 '/kloset.v1.IngestService/GetQueueStats',
                 request_serializer=kloset_dot_v1_dot_ingest__pb2.GetQueueStatsRequest.SerializeToString,
                 response_deserializer=kloset_dot_v1_dot_ingest__pb2.GetQueueStatsResponse.FromString,
                 _registered_method=True)
+        self.ListDeadLetters = channel.unary_unary(
+                '/kloset.v1.IngestService/ListDeadLetters',
+                request_serializer=kloset_dot_v1_dot_ingest__pb2.ListDeadLettersRequest.SerializeToString,
+                response_deserializer=kloset_dot_v1_dot_ingest__pb2.ListDeadLettersResponse.FromString,
+                _registered_method=True)
+        self.RetryDeadLetters = channel.unary_unary(
+                '/kloset.v1.IngestService/RetryDeadLetters',
+                request_serializer=kloset_dot_v1_dot_ingest__pb2.RetryDeadLettersRequest.SerializeToString,
+                response_deserializer=kloset_dot_v1_dot_ingest__pb2.RetryDeadLettersResponse.FromString,
+                _registered_method=True)
+        self.PurgeDeadLetters = channel.unary_unary(
+                '/kloset.v1.IngestService/PurgeDeadLetters',
+                request_serializer=kloset_dot_v1_dot_ingest__pb2.PurgeDeadLettersRequest.SerializeToString,
+                response_deserializer=kloset_dot_v1_dot_ingest__pb2.PurgeDeadLettersResponse.FromString,
+                _registered_method=True)
 
 
 class IngestServiceServicer:
     """Accepts catalog items and queues them for indexing.
+
+    Submit answers RESOURCE_EXHAUSTED while the queue holds more unprocessed jobs than the server allows:
+    back off and retry. Nothing accepted is ever dropped.
     """
 
     def Submit(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitBatch(self, request_iterator, context):
+        """Bulk loads: one stream of items, one result per item (a bad item does not end the stream).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -68,7 +106,33 @@ class IngestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchJob(self, request, context):
+        """The job's record each time it changes, until it is done or failed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetQueueStats(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDeadLetters(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryDeadLetters(self, request, context):
+        """Queue dead-lettered jobs again (after fixing what made them fail).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PurgeDeadLetters(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -82,15 +146,40 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     request_deserializer=kloset_dot_v1_dot_ingest__pb2.SubmitRequest.FromString,
                     response_serializer=kloset_dot_v1_dot_ingest__pb2.SubmitResponse.SerializeToString,
             ),
+            'SubmitBatch': grpc.stream_unary_rpc_method_handler(
+                    servicer.SubmitBatch,
+                    request_deserializer=kloset_dot_v1_dot_ingest__pb2.SubmitRequest.FromString,
+                    response_serializer=kloset_dot_v1_dot_ingest__pb2.SubmitBatchResponse.SerializeToString,
+            ),
             'GetJob': grpc.unary_unary_rpc_method_handler(
                     servicer.GetJob,
                     request_deserializer=kloset_dot_v1_dot_ingest__pb2.GetJobRequest.FromString,
                     response_serializer=kloset_dot_v1_dot_ingest__pb2.GetJobResponse.SerializeToString,
             ),
+            'WatchJob': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchJob,
+                    request_deserializer=kloset_dot_v1_dot_ingest__pb2.WatchJobRequest.FromString,
+                    response_serializer=kloset_dot_v1_dot_ingest__pb2.WatchJobResponse.SerializeToString,
+            ),
             'GetQueueStats': grpc.unary_unary_rpc_method_handler(
                     servicer.GetQueueStats,
                     request_deserializer=kloset_dot_v1_dot_ingest__pb2.GetQueueStatsRequest.FromString,
                     response_serializer=kloset_dot_v1_dot_ingest__pb2.GetQueueStatsResponse.SerializeToString,
+            ),
+            'ListDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeadLetters,
+                    request_deserializer=kloset_dot_v1_dot_ingest__pb2.ListDeadLettersRequest.FromString,
+                    response_serializer=kloset_dot_v1_dot_ingest__pb2.ListDeadLettersResponse.SerializeToString,
+            ),
+            'RetryDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryDeadLetters,
+                    request_deserializer=kloset_dot_v1_dot_ingest__pb2.RetryDeadLettersRequest.FromString,
+                    response_serializer=kloset_dot_v1_dot_ingest__pb2.RetryDeadLettersResponse.SerializeToString,
+            ),
+            'PurgeDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.PurgeDeadLetters,
+                    request_deserializer=kloset_dot_v1_dot_ingest__pb2.PurgeDeadLettersRequest.FromString,
+                    response_serializer=kloset_dot_v1_dot_ingest__pb2.PurgeDeadLettersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -102,6 +191,9 @@ def add_IngestServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class IngestService:
     """Accepts catalog items and queues them for indexing.
+
+    Submit answers RESOURCE_EXHAUSTED while the queue holds more unprocessed jobs than the server allows:
+    back off and retry. Nothing accepted is ever dropped.
     """
 
     @staticmethod
@@ -121,6 +213,33 @@ class IngestService:
             '/kloset.v1.IngestService/Submit',
             kloset_dot_v1_dot_ingest__pb2.SubmitRequest.SerializeToString,
             kloset_dot_v1_dot_ingest__pb2.SubmitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitBatch(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/kloset.v1.IngestService/SubmitBatch',
+            kloset_dot_v1_dot_ingest__pb2.SubmitRequest.SerializeToString,
+            kloset_dot_v1_dot_ingest__pb2.SubmitBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -159,6 +278,33 @@ class IngestService:
             _registered_method=True)
 
     @staticmethod
+    def WatchJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/kloset.v1.IngestService/WatchJob',
+            kloset_dot_v1_dot_ingest__pb2.WatchJobRequest.SerializeToString,
+            kloset_dot_v1_dot_ingest__pb2.WatchJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def GetQueueStats(request,
             target,
             options=(),
@@ -175,6 +321,87 @@ class IngestService:
             '/kloset.v1.IngestService/GetQueueStats',
             kloset_dot_v1_dot_ingest__pb2.GetQueueStatsRequest.SerializeToString,
             kloset_dot_v1_dot_ingest__pb2.GetQueueStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kloset.v1.IngestService/ListDeadLetters',
+            kloset_dot_v1_dot_ingest__pb2.ListDeadLettersRequest.SerializeToString,
+            kloset_dot_v1_dot_ingest__pb2.ListDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kloset.v1.IngestService/RetryDeadLetters',
+            kloset_dot_v1_dot_ingest__pb2.RetryDeadLettersRequest.SerializeToString,
+            kloset_dot_v1_dot_ingest__pb2.RetryDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PurgeDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kloset.v1.IngestService/PurgeDeadLetters',
+            kloset_dot_v1_dot_ingest__pb2.PurgeDeadLettersRequest.SerializeToString,
+            kloset_dot_v1_dot_ingest__pb2.PurgeDeadLettersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,14 +1,24 @@
-"""IngestService: validate and queue submissions, report jobs and queue depth."""
+"""IngestService: validate and queue submissions, report jobs, queue depth and dead letters."""
+
+from collections.abc import Iterator
 
 import grpc
-from kloset.services.convert import job_to_proto
-from kloset.services.status import grpc_errors
+from kloset.services.convert import dead_letter_to_proto, job_to_proto
+from kloset.services.status import grpc_errors, grpc_stream_errors, status_code
 
 from kloset.core.catalog import CatalogIngest, Submission
+from kloset.core.errors import KlosetError
 from kloset.core.queue import IngestQueue
 from kloset.v1 import ingest_pb2, ingest_pb2_grpc
 
 SERVICE_NAME = ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name
+_DEFAULT_DEAD_LETTER_LIMIT = 100
+
+
+def _submission(request: ingest_pb2.SubmitRequest) -> Submission:
+    return Submission(
+        image=request.image, label_json=request.label_json, item_id=request.item_id, filename=request.filename
+    )
 
 
 class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
@@ -18,16 +28,29 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
 
     @grpc_errors
     def Submit(self, request: ingest_pb2.SubmitRequest, context: grpc.ServicerContext):
-        job = self._catalog.submit(
-            Submission(
-                image=request.image, label_json=request.label_json, item_id=request.item_id, filename=request.filename
-            )
-        )
-        return ingest_pb2.SubmitResponse(job=job_to_proto(job))
+        job, duplicate = self._catalog.submit(_submission(request))
+        return ingest_pb2.SubmitResponse(job=job_to_proto(job), duplicate=duplicate)
+
+    @grpc_errors
+    def SubmitBatch(self, request_iterator: Iterator[ingest_pb2.SubmitRequest], context: grpc.ServicerContext):
+        results = []
+        for index, request in enumerate(request_iterator):
+            try:
+                job, duplicate = self._catalog.submit(_submission(request))
+            except KlosetError as exc:  # one bad item must not cost the others
+                results.append(ingest_pb2.SubmitResult(index=index, error_code=status_code(exc).name, error=str(exc)))
+                continue
+            results.append(ingest_pb2.SubmitResult(index=index, job=job_to_proto(job), duplicate=duplicate))
+        return ingest_pb2.SubmitBatchResponse(results=results)
 
     @grpc_errors
     def GetJob(self, request: ingest_pb2.GetJobRequest, context: grpc.ServicerContext):
         return ingest_pb2.GetJobResponse(job=job_to_proto(self._queue.get_job(request.job_id)))
+
+    @grpc_stream_errors
+    def WatchJob(self, request: ingest_pb2.WatchJobRequest, context: grpc.ServicerContext):
+        for job in self._queue.watch(request.job_id, context.is_active):
+            yield ingest_pb2.WatchJobResponse(job=job_to_proto(job))
 
     @grpc_errors
     def GetQueueStats(self, request: ingest_pb2.GetQueueStatsRequest, context: grpc.ServicerContext):
@@ -35,6 +58,23 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         return ingest_pb2.GetQueueStatsResponse(
             queued=stats.queued, pending=stats.pending, dead_lettered=stats.dead_lettered
         )
+
+    @grpc_errors
+    def ListDeadLetters(self, request: ingest_pb2.ListDeadLettersRequest, context: grpc.ServicerContext):
+        letters, total = self._queue.dead_letters(request.limit or _DEFAULT_DEAD_LETTER_LIMIT)
+        return ingest_pb2.ListDeadLettersResponse(
+            dead_letters=[dead_letter_to_proto(letter) for letter in letters], total=total
+        )
+
+    @grpc_errors
+    def RetryDeadLetters(self, request: ingest_pb2.RetryDeadLettersRequest, context: grpc.ServicerContext):
+        retried = self._queue.retry_dead_letters(list(request.job_ids), everything=request.all)
+        return ingest_pb2.RetryDeadLettersResponse(retried=retried)
+
+    @grpc_errors
+    def PurgeDeadLetters(self, request: ingest_pb2.PurgeDeadLettersRequest, context: grpc.ServicerContext):
+        purged = self._queue.purge_dead_letters(list(request.job_ids), everything=request.all)
+        return ingest_pb2.PurgeDeadLettersResponse(purged=purged)
 
     def register(self, server: grpc.Server) -> None:
         ingest_pb2_grpc.add_IngestServiceServicer_to_server(self, server)

@@ -29,7 +29,16 @@ def ingested(kloset, sample_catalog):
 
 def test_ingest_folder_waits_and_reports_counts(ingested):
     _, report = ingested
-    assert report == {"submitted": 27, "done": 27, "failed": 0, "skipped": 3, "failures": []}
+    assert report == {
+        "submitted": 27,
+        "done": 27,
+        "failed": 0,
+        "skipped": 3,
+        "duplicates": 0,
+        "unmatched": [],
+        "failures": [],
+        "failed_by_reason": {},
+    }
 
 
 def test_stats_and_health(ingested):
@@ -75,7 +84,8 @@ def test_bulk_ingest_lists_each_rejected_item_and_exits_non_zero(kloset, sample_
     (folder / "labels" / "0006.json").write_text('{"hello": "world"}')
     result = run(client_env(kloset), "ingest", folder, "--limit", "8", "--json", check_exit=1)
     report = json.loads(result.stdout)
-    assert report["submitted"] + report["failed"] + report["skipped"] == 8
+    assert report["submitted"] + report["duplicates"] + report["failed"] + report["skipped"] == 8
+    assert report["duplicates"] == 5  # the unbroken photos were ingested by the fixture already
     reasons = {f["item"]: f["reason"] for f in report["failures"]}
     assert set(reasons) == {"0002.jpg", "0004.jpg", "0006.jpg"}
     assert "corrupt" in reasons["0002.jpg"] or "not an image" in reasons["0002.jpg"]

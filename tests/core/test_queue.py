@@ -6,7 +6,7 @@ SPEC = JobSpec(image_digest="ab" * 32, label_digest="", item_id="0001", filename
 
 
 def test_enqueue_read_complete(queue):
-    job = queue.enqueue(SPEC)
+    job, _ = queue.enqueue(SPEC)
     assert queue.get_job(job.job_id).state is JobState.QUEUED
     assert queue.stats().queued == 1
     [delivery] = queue.read("w1", block_ms=100)
@@ -22,7 +22,7 @@ def test_enqueue_read_complete(queue):
 
 
 def test_a_consumer_rereads_its_own_unacknowledged_jobs_first(queue):
-    first = queue.enqueue(SPEC)
+    first, _ = queue.enqueue(SPEC)
     queue.enqueue(SPEC)
     [delivery] = queue.read("w1", block_ms=100)
     assert delivery.job_id == first.job_id
@@ -32,7 +32,7 @@ def test_a_consumer_rereads_its_own_unacknowledged_jobs_first(queue):
 
 
 def test_jobs_of_a_dead_consumer_are_claimed_after_the_idle_time(queue):
-    job = queue.enqueue(SPEC)
+    job, _ = queue.enqueue(SPEC)
     queue.read("dead", block_ms=100)
     assert queue.read("alive", block_ms=50) == []  # not idle long enough yet
     time.sleep(0.3)
@@ -41,7 +41,7 @@ def test_jobs_of_a_dead_consumer_are_claimed_after_the_idle_time(queue):
 
 
 def test_fail_moves_the_job_to_the_dead_letters_with_its_reason(queue):
-    job = queue.enqueue(SPEC)
+    job, _ = queue.enqueue(SPEC)
     [delivery] = queue.read("w1", block_ms=100)
     queue.fail(delivery, "image is corrupt")
     record = queue.get_job(job.job_id)
@@ -71,3 +71,46 @@ def test_skipped_submissions_are_recorded_but_never_queued(queue):
     job = queue.record_skipped([], "only 원피스")
     assert queue.get_job(job.job_id).state is JobState.SKIPPED
     assert queue.stats().queued == 0
+
+
+def test_dead_letters_can_be_listed_retried_and_purged(queue):
+    jobs = [queue.enqueue(SPEC)[0] for _ in range(3)]
+    for _ in jobs:
+        [delivery] = queue.read("w1", block_ms=100)
+        queue.fail(delivery, f"broken {delivery.job_id}")
+    letters, total = queue.dead_letters()
+    assert total == 3 and [letter.job_id for letter in letters] == [j.job_id for j in jobs]
+    assert letters[0].error == f"broken {jobs[0].job_id}" and letters[0].spec == SPEC
+    assert queue.retry_dead_letters([jobs[0].job_id]) == 1
+    assert queue.get_job(jobs[0].job_id).state is JobState.QUEUED
+    stats = queue.stats()
+    assert (stats.queued, stats.dead_lettered) == (1, 2)
+    [delivery] = queue.read("w2", block_ms=100)
+    assert delivery.job_id == jobs[0].job_id
+    assert queue.purge_dead_letters(everything=True) == 2
+    assert queue.stats().dead_lettered == 0
+
+
+def test_retrying_an_unknown_dead_letter_is_not_found(queue):
+    import pytest
+
+    from kloset.core.errors import NotFound
+
+    with pytest.raises(NotFound, match="no dead letter"):
+        queue.retry_dead_letters(["nope"])
+
+
+def test_watch_yields_each_change_until_the_job_is_finished(queue):
+    import threading
+
+    job, _ = queue.enqueue(SPEC)
+    seen = []
+    watcher = threading.Thread(target=lambda: seen.extend(j.state for j in queue.watch(job.job_id, lambda: True, 0.02)))
+    watcher.start()
+    time.sleep(0.1)
+    [delivery] = queue.read("w1", block_ms=100)
+    queue.mark_processing(delivery)
+    time.sleep(0.1)
+    queue.complete(delivery, ["0001/top"])
+    watcher.join(timeout=5)
+    assert seen[0] is JobState.QUEUED and seen[-1] is JobState.DONE and JobState.PROCESSING in seen

@@ -43,13 +43,14 @@ def parts(queue, tmp_path, tiny_model_dir):
 
 
 def submit_sample(catalog, sample_catalog, stem="0001"):
-    return catalog.submit(
+    job, _ = catalog.submit(
         Submission(
             image=(sample_catalog / "images" / f"{stem}.jpg").read_bytes(),
             label_json=(sample_catalog / "labels" / f"{stem}.json").read_bytes(),
             filename=f"{stem}.jpg",
         )
     )
+    return job
 
 
 def worker(queue, engine, store, blobs):
