@@ -130,7 +130,7 @@ class Program:
         host = socket.gethostname()
         for i in range(self.settings.workers):
             # A stable consumer name lets a restarted worker pick up its own unacknowledged jobs first.
-            worker = IngestWorker(queue, indexer, f"{host}-{i}", self.stopping)
+            worker = IngestWorker(queue, indexer, f"{host}-{i}", self.stopping, self.settings.retry_backoff_s)
             thread = threading.Thread(target=worker.run, name=f"worker-{i}", daemon=True)
             thread.start()
             self._threads.append(thread)

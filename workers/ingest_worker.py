@@ -12,11 +12,19 @@ _MAX_BACKOFF_S = 30.0
 
 
 class IngestWorker:
-    def __init__(self, queue: IngestQueue, indexer: GarmentIndexer, consumer: str, stop: threading.Event) -> None:
+    def __init__(
+        self,
+        queue: IngestQueue,
+        indexer: GarmentIndexer,
+        consumer: str,
+        stop: threading.Event,
+        backoff_s: float = 0.5,
+    ) -> None:
         self._queue = queue
         self._indexer = indexer
         self.consumer = consumer
         self._stop = stop
+        self._backoff_s = backoff_s
         self._failures_in_a_row = 0
 
     def run(self) -> None:
@@ -60,4 +68,4 @@ class IngestWorker:
 
     def _back_off(self) -> None:
         self._failures_in_a_row += 1
-        self._stop.wait(min(_MAX_BACKOFF_S, 0.5 * 2 ** min(self._failures_in_a_row, 6)))
+        self._stop.wait(min(_MAX_BACKOFF_S, self._backoff_s * 2 ** min(self._failures_in_a_row - 1, 6)))

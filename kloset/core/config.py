@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     claim_idle_ms: int = 60_000
     max_deliveries: int = 5
     max_backlog: int = Field(default=10_000, ge=1)  # unprocessed jobs before Submit answers RESOURCE_EXHAUSTED
+    retry_backoff_s: float = Field(default=0.5, gt=0)  # first wait after a failed job; doubles up to 30 s
 
     blob_dir: Path | None = None
 

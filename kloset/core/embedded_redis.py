@@ -4,9 +4,12 @@ Prefers Debian's redis-server on PATH, else the binary shipped in the redis-whee
 unix socket in its data folder only, with AOF on, so nothing else on the machine can reach it by accident.
 """
 
+import ctypes
 import importlib.util
 import shutil
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,6 +18,14 @@ import redis
 from kloset.core.errors import Unavailable
 
 _START_TIMEOUT_S = 10.0
+
+
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): get SIGTERM when kloset dies, even by SIGKILL, so Redis shuts down
+    cleanly (AOF flushed) instead of living on as an orphan."""
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def find_redis_server(configured: str | None = None) -> str:
@@ -67,7 +78,9 @@ class EmbeddedRedis:
             "--daemonize", "no",
             "--logfile", str(self.directory / "redis.log"),
         ]  # fmt: skip
-        self._process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        self._process = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, preexec_fn=_die_with_parent
+        )
         deadline = time.monotonic() + _START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -77,6 +90,13 @@ class EmbeddedRedis:
             time.sleep(0.05)
         self.stop()
         raise Unavailable(f"redis-server did not answer within {_START_TIMEOUT_S:.0f} s")
+
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash would (for fault tests)."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
 
     def stop(self) -> None:
         """Stop the server we started; its AOF keeps everything that was acknowledged."""

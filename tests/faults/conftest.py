@@ -1,0 +1,136 @@
+"""Helpers for fault tests: `kloset serve` as a real process on free ports, and a look into its Qdrant folder."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from kloset.core.config import Role
+from kloset.v1 import ingest_pb2, ingest_pb2_grpc
+
+KLOSET = str(Path(sys.executable).parent / "kloset")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Serve:
+    """`kloset serve [--role ...]` in its own process, with all state under data_dir."""
+
+    def __init__(self, data_dir: Path, model_dir: Path, roles: str = "all", **env: str) -> None:
+        self.roles = roles
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("KLOSET_")}
+        for role in Role:
+            port = free_port()
+            self.env[f"KLOSET_{role.name}_PORT"] = str(port)
+            self.env[f"KLOSET_{role.name}_ADDR"] = f"127.0.0.1:{port}"
+        self.env.update(
+            KLOSET_DATA_DIR=str(data_dir), KLOSET_MODEL_DIR=str(model_dir), KLOSET_WORKERS="2",
+            KLOSET_CLAIM_IDLE_MS="1500", KLOSET_RETRY_BACKOFF_S="0.1",
+        )  # fmt: skip
+        self.env.update(env)
+        self.log = data_dir.parent / f"serve-{data_dir.name}-{roles.replace(',', '-')}.log"
+        self.process: subprocess.Popen | None = None
+
+    def addr(self, role: Role) -> str:
+        return self.env[f"KLOSET_{role.name}_ADDR"]
+
+    def start(self, timeout_s: float = 120) -> "Serve":
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen([KLOSET, "serve", "--role", self.roles], env=self.env, stdout=log,
+                                            stderr=subprocess.STDOUT)  # fmt: skip
+        roles = list(Role) if self.roles == "all" else [Role(r) for r in self.roles.split(",")]
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log.read_text()[-3000:]
+            if all(self._serving(role) for role in roles):
+                return self
+            time.sleep(0.3)
+        raise AssertionError(f"kloset serve did not become healthy: {self.log.read_text()[-3000:]}")
+
+    def _serving(self, role: Role) -> bool:
+        stub = health_pb2_grpc.HealthStub(grpc.insecure_channel(self.addr(role)))
+        try:
+            status = stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+        except grpc.RpcError:
+            return False
+        return status == health_pb2.HealthCheckResponse.SERVING
+
+    def ingest(self) -> ingest_pb2_grpc.IngestServiceStub:
+        return ingest_pb2_grpc.IngestServiceStub(grpc.insecure_channel(self.addr(Role.INGEST)))
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture
+def serves() -> Iterator[list[Serve]]:
+    """Collects every Serve a test starts and stops them all afterwards."""
+    started: list[Serve] = []
+    yield started
+    for serve in started:
+        serve.stop()
+
+
+def submit_request(catalog: Path, stem: str) -> ingest_pb2.SubmitRequest:
+    return ingest_pb2.SubmitRequest(
+        image=(catalog / "images" / f"{stem}.jpg").read_bytes(),
+        label_json=(catalog / "labels" / f"{stem}.json").read_bytes(),
+        filename=f"{stem}.jpg",
+    )
+
+
+def wait_until_drained(stub, job_ids: list[str], timeout_s: float = 120) -> dict[str, ingest_pb2.Job]:
+    """Poll until every job is done or failed and nothing is queued or pending."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        jobs = {j: stub.GetJob(ingest_pb2.GetJobRequest(job_id=j), timeout=10).job for j in job_ids}
+        stats = stub.GetQueueStats(ingest_pb2.GetQueueStatsRequest(), timeout=10)
+        finished = all(j.state in (ingest_pb2.JOB_STATE_DONE, ingest_pb2.JOB_STATE_FAILED) for j in jobs.values())
+        if finished and stats.queued == 0 and stats.pending == 0:
+            return jobs
+        assert time.monotonic() < deadline, f"not drained: {stats}"
+        time.sleep(0.25)
+
+
+def stored_item_ids(qdrant_path: Path, collection: str = "garments") -> list[str]:
+    """Every item id in a Qdrant local folder (open it only once kloset has let go of it)."""
+    from qdrant_client import QdrantClient
+
+    client = QdrantClient(path=str(qdrant_path))
+    try:
+        points, offset, ids = None, None, []
+        while True:
+            points, offset = client.scroll(collection, limit=256, offset=offset, with_payload=True)
+            ids.extend(p.payload["item_id"] for p in points)
+            if offset is None:
+                return ids
+    finally:
+        client.close()
+
+
+def report(name: str, **counts: int) -> None:
+    """The counts the issue asks to report, in the test log (pytest -s or -rA shows them)."""
+    print(f"\nFAULT {name}: " + ", ".join(f"{k}={v}" for k, v in counts.items()))

@@ -1,0 +1,117 @@
+"""Fault test 3: the vector store refuses writes for a while (a seam in front of the real store)."""
+
+import threading
+import time
+from collections import Counter
+
+import pytest
+from kloset.workers.ingest_worker import IngestWorker
+
+from kloset.core.attributes import AttributeEngine
+from kloset.core.blobs import BlobStore
+from kloset.core.catalog import CatalogIngest, Submission
+from kloset.core.errors import Unavailable
+from kloset.core.indexing import GarmentIndexer
+from kloset.core.model import EMBEDDING_DIM, AttributeModel
+from kloset.core.qdrant_store import QdrantGarmentStore
+from kloset.core.queue import IngestQueue, JobState, connect
+from tests.faults.conftest import report
+
+
+class OutageStore:
+    """The real store, except that writes fail until `until` (monotonic seconds)."""
+
+    def __init__(self, store, until: float) -> None:
+        self._store = store
+        self.until = until
+        self.refused = 0
+
+    def upsert(self, garments):
+        if time.monotonic() < self.until:
+            self.refused += 1
+            raise Unavailable("Qdrant did not answer: simulated outage")
+        self._store.upsert(garments)
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+
+@pytest.fixture
+def setup(redis_url, tmp_path, tiny_model_dir, sample_catalog):
+    def make(max_deliveries: int, outage_s: float):
+        queue = IngestQueue(connect(redis_url), stream=f"test:outage:{tmp_path.name}", claim_idle_ms=60_000,
+                            max_deliveries=max_deliveries)  # fmt: skip
+        queue.ensure_group()
+        blobs = BlobStore(tmp_path / "blobs")
+        real = QdrantGarmentStore.open(url=None, api_key=None, path=str(tmp_path / "q"), collection="g",
+                                       dim=EMBEDDING_DIM)  # fmt: skip
+        store = OutageStore(real, time.monotonic() + outage_s)
+        catalog = CatalogIngest(queue, blobs, max_pixels=1_000_000, max_label_bytes=1_000_000)
+        job_ids = []
+        for i in range(1, 13):
+            if i % 10 == 0:
+                continue
+            stem = f"{i:04d}"
+            job, _ = catalog.submit(
+                Submission(image=(sample_catalog / "images" / f"{stem}.jpg").read_bytes(),
+                           label_json=(sample_catalog / "labels" / f"{stem}.json").read_bytes(), filename=stem)
+            )  # fmt: skip
+            job_ids.append(job.job_id)
+        indexer = GarmentIndexer(AttributeEngine(AttributeModel.load(tiny_model_dir), 1_000_000), store, blobs,
+                                 max_pixels=1_000_000, max_label_bytes=1_000_000)  # fmt: skip
+        stop = threading.Event()
+        threads = [
+            threading.Thread(target=IngestWorker(queue, indexer, f"w{i}", stop, backoff_s=0.05).run) for i in range(2)
+        ]
+        for t in threads:
+            t.start()
+        return queue, store, real, job_ids, stop, threads
+
+    return make
+
+
+def run_until(queue, job_ids, done, timeout_s=60.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        jobs = [queue.get_job(j) for j in job_ids]
+        if done(jobs):
+            return jobs
+        time.sleep(0.05)
+    raise AssertionError(f"jobs did not settle: {Counter(j.state for j in jobs)}")
+
+
+def test_jobs_retry_through_an_outage_and_are_never_acknowledged_unstored(setup):
+    queue, store, real, job_ids, stop, threads = setup(max_deliveries=8, outage_s=1.0)
+    try:
+        while time.monotonic() < store.until:  # during the outage nothing may be acknowledged
+            assert all(queue.get_job(j).state is not JobState.DONE for j in job_ids)
+            time.sleep(0.05)
+        jobs = run_until(queue, job_ids, lambda jobs: all(j.state is JobState.DONE for j in jobs))
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    stats = queue.stats()
+    report("store-outage", submitted=len(job_ids), refused_writes=store.refused, indexed=real.count(),
+           dead_lettered=stats.dead_lettered, lost=2 * len(job_ids) - real.count())  # fmt: skip
+    assert store.refused >= 2 and max(j.attempts for j in jobs) >= 2
+    assert real.count() == 2 * len(job_ids)
+    assert (stats.queued, stats.pending, stats.dead_lettered) == (0, 0, 0)
+    real.close()
+
+
+def test_jobs_land_in_the_dead_letters_when_the_store_stays_down(setup):
+    queue, store, real, job_ids, stop, threads = setup(max_deliveries=3, outage_s=3600)
+    try:
+        jobs = run_until(queue, job_ids, lambda jobs: all(j.state is JobState.FAILED for j in jobs))
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    stats = queue.stats()
+    report("store-down", submitted=len(job_ids), refused_writes=store.refused, indexed=real.count(),
+           dead_lettered=stats.dead_lettered)  # fmt: skip
+    assert all("gave up after 3 attempts" in j.error and "simulated outage" in j.error for j in jobs)
+    assert (stats.queued, stats.pending, stats.dead_lettered) == (0, 0, len(job_ids))
+    assert real.count() == 0 and store.refused == 3 * len(job_ids)
+    real.close()
