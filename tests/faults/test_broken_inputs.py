@@ -90,18 +90,9 @@ BROKEN = {
     "vertex_numbers_gap": (_label(_vertex_gap), "vertex numbers"),
     "rect_missing_width": (_label(_drop_rect_width), "missing 가로"),
     "group_not_a_list": (_label(lambda d: _details(d)["폴리곤좌표"].update({"상의": 5})), "list of objects"),
-    "unknown_category": (
-        _label(lambda d: _details(d)["라벨링"]["상의"][0].update({"카테고리": "턱시도"})),
-        "unknown category '턱시도'",
-    ),  # fmt: skip
-    "unknown_color": (
-        _label(lambda d: _details(d)["라벨링"]["하의"][0].update({"색상": "마젠타"})),
-        "unknown color '마젠타'",
-    ),  # fmt: skip
-    "label_of_another_image": (
-        _label(lambda d: d["이미지 정보"].update({"이미지 너비": 640, "이미지 높이": 480})),
-        "label is for a 640x480 image",
-    ),  # fmt: skip
+    "unknown_category": (_label(lambda d: _labels(d, "상의").update({"카테고리": "턱시도"})), "unknown category"),
+    "unknown_color": (_label(lambda d: _labels(d, "하의").update({"색상": "마젠타"})), "unknown color '마젠타'"),
+    "label_of_another_image": (_label(_resize), "label is for a 640x480 image"),
 }
 
 
