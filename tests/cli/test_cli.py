@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,29 @@ def test_sample_writes_a_k_fashion_folder(tmp_path):
     run({"PATH": "/usr/bin:/bin"}, "sample", tmp_path / "s", "--n", "5")
     assert len(list((tmp_path / "s" / "images").glob("*.jpg"))) == 5
     assert len(list((tmp_path / "s" / "labels").glob("*.json"))) == 5
+
+
+def test_dlq_list_retry_and_purge(kloset, ingested):
+    from kloset.core.queue import IngestQueue, JobSpec, connect
+
+    env, _ = ingested
+    settings = kloset.settings
+    queue = IngestQueue(connect(f"unix://{settings.redis_dir.resolve() / 'redis.sock'}"), stream=settings.stream)
+    lost_blob = JobSpec(image_digest="0" * 64, label_digest="", item_id="ghost", filename="ghost.jpg", item_ids=())
+    job, _ = queue.enqueue(lost_blob)
+    deadline = time.monotonic() + 30
+    while queue.get_job(job.job_id).state.value != "failed":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    listed = json.loads(run(env, "dlq", "list", "--json").stdout)
+    assert listed["total"] == 1
+    [letter] = listed["dead_letters"]
+    assert letter["job_id"] == job.job_id and "is missing" in letter["error"] and letter["filename"] == "ghost.jpg"
+    assert run(env, "dlq", "retry", job.job_id).stdout.strip() == "retried 1"
+    assert "needs JOB_IDs or --all" in run(env, "dlq", "purge", check_exit=1).stderr
+    assert "NOT_FOUND" in run(env, "dlq", "retry", "no-such-job", check_exit=1).stderr
+    while json.loads(run(env, "dlq", "list", "--json").stdout)["total"] != 1:  # failed again: the blob is still lost
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert run(env, "dlq", "purge", "--all").stdout.strip() == "purged 1"
+    assert json.loads(run(env, "stats", "--json").stdout)["dead_lettered"] == 0

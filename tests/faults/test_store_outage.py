@@ -38,7 +38,7 @@ class OutageStore:
 
 @pytest.fixture
 def setup(redis_url, tmp_path, tiny_model_dir, sample_catalog):
-    def make(max_deliveries: int, outage_s: float):
+    def make(max_deliveries: int, outage_s: float, photos: int = 12):
         queue = IngestQueue(connect(redis_url), stream=f"test:outage:{tmp_path.name}", claim_idle_ms=60_000,
                             max_deliveries=max_deliveries)  # fmt: skip
         queue.ensure_group()
@@ -48,7 +48,7 @@ def setup(redis_url, tmp_path, tiny_model_dir, sample_catalog):
         store = OutageStore(real, time.monotonic() + outage_s)
         catalog = CatalogIngest(queue, blobs, max_pixels=1_000_000, max_label_bytes=1_000_000)
         job_ids = []
-        for i in range(1, 13):
+        for i in range(1, photos + 1):
             if i % 10 == 0:
                 continue
             stem = f"{i:04d}"
@@ -101,7 +101,7 @@ def test_jobs_retry_through_an_outage_and_are_never_acknowledged_unstored(setup)
 
 
 def test_jobs_land_in_the_dead_letters_when_the_store_stays_down(setup):
-    queue, store, real, job_ids, stop, threads = setup(max_deliveries=3, outage_s=3600)
+    queue, store, real, job_ids, stop, threads = setup(max_deliveries=3, outage_s=3600, photos=5)
     try:
         jobs = run_until(queue, job_ids, lambda jobs: all(j.state is JobState.FAILED for j in jobs))
     finally:

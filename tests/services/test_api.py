@@ -217,3 +217,35 @@ def test_unknown_items_and_jobs_are_not_found(stubs):
         with pytest.raises(grpc.RpcError) as info:
             call()
         assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_submit_batch_answers_each_item_and_a_bad_one_does_not_stop_the_stream(stubs, sample_catalog):
+    good = ingest_pb2.SubmitRequest(
+        image=(sample_catalog / "images" / "0021.jpg").read_bytes(),
+        label_json=(sample_catalog / "labels" / "0021.json").read_bytes(),
+        filename="0021.jpg",
+    )
+    bad = ingest_pb2.SubmitRequest(image=b"", filename="empty.jpg")
+    dress_only = ingest_pb2.SubmitRequest(
+        image=(sample_catalog / "images" / "0020.jpg").read_bytes(),
+        label_json=(sample_catalog / "labels" / "0020.json").read_bytes(),
+    )
+    results = stubs["ingest"].SubmitBatch(iter([good, bad, dress_only, good]), timeout=60).results
+    assert [r.index for r in results] == [0, 1, 2, 3]
+    assert results[0].job.state == ingest_pb2.JOB_STATE_QUEUED and not results[0].duplicate
+    assert (results[1].error_code, results[1].error) == ("INVALID_ARGUMENT", "image is empty (0 bytes)")
+    assert results[2].job.state == ingest_pb2.JOB_STATE_SKIPPED
+    assert results[3].duplicate and results[3].job.job_id == results[0].job.job_id
+
+
+def test_watch_job_streams_changes_until_the_job_is_finished(stubs, sample_catalog):
+    job = submit(stubs, sample_catalog, "0022")
+    states = [r.job.state for r in stubs["ingest"].WatchJob(ingest_pb2.WatchJobRequest(job_id=job.job_id), timeout=60)]
+    assert states[-1] == ingest_pb2.JOB_STATE_DONE
+    assert len(states) == len(set(states))  # one message per change
+
+
+def test_watch_job_of_an_unknown_job_is_not_found(stubs):
+    with pytest.raises(grpc.RpcError) as info:
+        list(stubs["ingest"].WatchJob(ingest_pb2.WatchJobRequest(job_id="nope"), timeout=10))
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
