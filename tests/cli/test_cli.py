@@ -149,3 +149,36 @@ def test_dlq_list_retry_and_purge(kloset, ingested):
         time.sleep(0.1)
     assert run(env, "dlq", "purge", "--all").stdout.strip() == "purged 1"
     assert json.loads(run(env, "stats", "--json").stdout)["dead_lettered"] == 0
+
+
+def test_ingest_backs_off_while_the_queue_is_full_and_submits_everything(tmp_path, tiny_model_dir, sample_catalog):
+    import threading
+
+    from kloset.core.config import Role
+    from kloset.core.queue import IngestQueue, connect
+    from kloset.program import Program
+    from tests.conftest import client_env, role_settings
+
+    program = Program(role_settings(tmp_path, tiny_model_dir, max_backlog=2), frozenset({Role.INGEST}))
+    program.start()
+    try:
+        settings = program.settings
+        queue = IngestQueue(connect(f"unix://{settings.redis_dir.resolve() / 'redis.sock'}"))
+        drained = []
+
+        def slow_consumer():  # stands in for workers: frees a place in the queue now and then
+            deadline = time.monotonic() + 60
+            while len(drained) < 5 and time.monotonic() < deadline:
+                time.sleep(0.3)
+                for delivery in queue.read("slow", count=1, block_ms=100):
+                    queue.complete(delivery, [])
+                    drained.append(delivery.job_id)
+
+        consumer = threading.Thread(target=slow_consumer)
+        consumer.start()
+        result = run(client_env(program), "ingest", sample_catalog, "--limit", "5", "--json", "--timeout", "60")
+        consumer.join()
+        assert json.loads(result.stdout)["submitted"] == 5
+        assert len(drained) == 5
+    finally:
+        program.stop()
