@@ -12,15 +12,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from kloset.core.attributes import AttributeClassifier, AttributeEngine
+from kloset.core.backbone import EMBEDDING_DIM
 from kloset.core.blobs import BlobStore
 from kloset.core.catalog import CatalogIngest
 from kloset.core.config import Role, Settings
 from kloset.core.embedded_redis import EmbeddedRedis
 from kloset.core.indexing import GarmentIndexer
-from kloset.core.model import EMBEDDING_DIM, AttributeModel
+from kloset.core.model import AttributeModel
 from kloset.core.qdrant_store import QdrantGarmentStore
 from kloset.core.queue import IngestQueue, connect
 from kloset.core.search import SearchEngine
+from kloset.core.segmenter import Segmenter
 from kloset.services.attribute.client import RemoteAttributeClassifier
 from kloset.services.attribute.servicer import SERVICE_NAME as ATTRIBUTE_SERVICE
 from kloset.services.attribute.servicer import AttributeServicer
@@ -73,8 +75,9 @@ class Program:
         s = self.settings
         if Role.ATTRIBUTE in self.roles:
             model = AttributeModel.load(s.model_dir, s.backbone_weights)
-            log.info("attribute model %s (%d px)", model.version, model.input_size)
-            return AttributeEngine(model, s.max_image_pixels)
+            segmenter = Segmenter.load(s.segmenter_dir, s.backbone_weights)
+            log.info("attribute model %s, segmenter %s", model.version, segmenter.version)
+            return AttributeEngine(model, s.max_image_pixels, segmenter)
         remote = RemoteAttributeClassifier(s.attribute_addr, max_message_bytes=s.max_message_bytes)
         self._closers.append(remote.close)
         return remote

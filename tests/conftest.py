@@ -44,6 +44,17 @@ def tiny_model_dir(tmp_path_factory, sample_catalog) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_segmenter_dir(tmp_path_factory, sample_catalog) -> Path:
+    """The segmenter trained end to end on the synthetic catalog at 64 x 48."""
+    from kloset.core.segmenter_training import extract_maps, train_segmenter
+
+    out = tmp_path_factory.mktemp("segmenter")
+    maps = extract_maps(sample_catalog, 64, 48, None)
+    train_segmenter(maps, height=64, width=48, out_dir=out, epochs=15, source="sample")
+    return out
+
+
+@pytest.fixture(scope="session")
 def redis_url(tmp_path_factory) -> Iterator[str]:
     server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
     yield server.start()
@@ -58,11 +69,12 @@ def queue(redis_url) -> IngestQueue:
     return q
 
 
-def role_settings(tmp: Path, model_dir: Path, **overrides) -> Settings:
+def role_settings(tmp: Path, model_dir: Path, segmenter_dir: Path | None = None, **overrides) -> Settings:
     """Settings for roles on free ports with every piece of state under tmp."""
     values = dict(
         data_dir=tmp,
         model_dir=model_dir,
+        segmenter_dir=segmenter_dir or tmp / "no-segmenter",
         host="127.0.0.1",
         attribute_port=0,
         search_port=0,
@@ -84,11 +96,12 @@ def client_env(program) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def kloset(tmp_path_factory, tiny_model_dir) -> Iterator:
+def kloset(tmp_path_factory, tiny_model_dir, tiny_segmenter_dir) -> Iterator:
     """Every role in this process (the embedded default): real gRPC, real redis-server, Qdrant local mode."""
     from kloset.program import Program
 
-    program = Program(role_settings(tmp_path_factory.mktemp("kloset"), tiny_model_dir), frozenset(Role))
+    settings = role_settings(tmp_path_factory.mktemp("kloset"), tiny_model_dir, tiny_segmenter_dir)
+    program = Program(settings, frozenset(Role))
     program.start()
     yield program
     program.stop()

@@ -66,15 +66,33 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--n", type=int, default=40)
     sample.add_argument("--seed", type=int, default=0)
 
-    train = commands.add_parser("train", help="train the attribute heads on a K-Fashion folder")
-    train.add_argument("what", nargs="?", default="attributes", choices=["attributes"])
+    train = commands.add_parser("train", help="train the attribute heads or the segmenter on a K-Fashion folder")
+    train.add_argument("what", nargs="?", default="attributes", choices=["attributes", "segmenter"])
     train.add_argument("--data", type=Path, required=True)
-    train.add_argument("--out", type=Path, default=Path("models/attributes"))
-    train.add_argument("--input-size", type=int, default=160)
-    train.add_argument("--epochs", type=int, default=60)
+    train.add_argument("--out", type=Path, help="default: models/attributes or models/segmenter")
+    train.add_argument("--input-size", type=int, default=160, help="attributes: crop size in pixels")
+    train.add_argument("--height", type=int, default=224, help="segmenter: input height (multiple of 16)")
+    train.add_argument("--width", type=int, default=160, help="segmenter: input width (multiple of 16)")
+    train.add_argument("--epochs", type=int)
     train.add_argument("--validation-percent", type=int, default=15)
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--cache", type=Path, help="feature cache file (reused when present)")
+    train.add_argument("--cache", type=Path, help="attributes: feature cache file (reused when present)")
+    train.add_argument(
+        "--queries", type=Path, help="attributes: tag-only photos (queries/ with tags.json) as extra data"
+    )
+
+    segment = commands.add_parser("segment", help="write a photo's garment masks and crops, to look at")
+    segment.add_argument("image", type=Path)
+    segment.add_argument("--out", type=Path, required=True)
+
+    evaluate = commands.add_parser("evaluate", help="measure the attribute model on a K-Fashion folder")
+    evaluate.add_argument("what", choices=["attributes", "segmenter"])
+    evaluate.add_argument("--data", type=Path, required=True)
+    evaluate.add_argument("--model", type=Path, help="model folder (default: KLOSET_MODEL_DIR / KLOSET_SEGMENTER_DIR)")
+    evaluate.add_argument("--split", choices=["all", "validation"], default="all",
+                          help="every garment, or only the photos the model held out")  # fmt: skip
+    evaluate.add_argument("--plots", type=Path, help="write confusion-matrix PNGs here")
+    evaluate.add_argument("--json", action="store_true")
     return parser
 
 
@@ -133,6 +151,10 @@ def _dispatch(args, settings) -> int:
         return 0
     if args.command == "train":
         return _train(args, settings)
+    if args.command == "evaluate":
+        return _evaluate(args, settings)
+    if args.command == "segment":
+        return _segment(args, settings)
     raise CommandError(f"unknown command {args.command}")
 
 
@@ -190,20 +212,83 @@ def _health(clients: Clients, roles: str) -> int:
 
 
 def _train(args, settings) -> int:
-    from kloset.core.training import extract_features, train_heads
-
     logging.basicConfig(level="INFO", format="%(message)s")
-    features = extract_features(args.data, args.input_size, settings.backbone_weights, args.cache)
-    info = train_heads(
-        features,
-        input_size=args.input_size,
-        out_dir=args.out,
-        epochs=args.epochs,
-        validation_percent=args.validation_percent,
-        seed=args.seed,
-        source=args.data.name,
-    )
-    print(json.dumps({"version": info.version, "out": str(args.out), **info.training}, ensure_ascii=False))
+    if args.what == "segmenter":
+        from kloset.core.segmenter_training import extract_maps, train_segmenter
+
+        if args.height % 16 or args.width % 16:
+            raise CommandError("--height and --width must be multiples of 16")
+        maps = extract_maps(args.data, args.height, args.width, settings.backbone_weights)
+        info = train_segmenter(
+            maps, height=args.height, width=args.width, out_dir=args.out or Path("models/segmenter"),
+            epochs=args.epochs or 30, validation_percent=args.validation_percent, seed=args.seed,
+            source=args.data.name,
+        )  # fmt: skip
+    else:
+        from kloset.core.training import extract_features, train_heads
+
+        features = extract_features(args.data, args.input_size, settings.backbone_weights, args.cache)
+        if args.queries:
+            from kloset.core.segmenter import Segmenter
+            from kloset.core.training import extract_query_features, merge
+
+            segmenter = Segmenter.load(settings.segmenter_dir, settings.backbone_weights)
+            cache = args.cache.with_name(f"{args.cache.stem}-queries.npz") if args.cache else None
+            extra = extract_query_features(args.queries, args.input_size, segmenter, settings.backbone_weights, cache)
+            features = merge(features, extra)
+        info = train_heads(
+            features, input_size=args.input_size, out_dir=args.out or Path("models/attributes"),
+            epochs=args.epochs or 40, validation_percent=args.validation_percent, seed=args.seed,
+            source=args.data.name,
+        )  # fmt: skip
+    print(json.dumps({"version": info.version, **info.training}, ensure_ascii=False))
+    return 0
+
+
+def _evaluate(args, settings) -> int:
+    if not (args.data / "labels").is_dir():
+        raise CommandError(f"{args.data} is not a K-Fashion folder (no labels/)")
+    if args.what == "segmenter":
+        from kloset.core.segmenter import Segmenter
+        from kloset.core.segmenter_training import evaluate_segmenter
+
+        segmenter = Segmenter.load(args.model or settings.segmenter_dir, settings.backbone_weights)
+        figures = evaluate_segmenter(segmenter, args.data, args.split)
+    else:
+        figures = _evaluate_attributes(args, settings)
+    if args.json:
+        print(json.dumps(figures, ensure_ascii=False))
+    else:
+        print("  ".join(f"{k} {v}" for k, v in figures.items() if k != "per_class"))
+    return 0
+
+
+def _evaluate_attributes(args, settings) -> dict:
+    from kloset.core.evaluation import evaluate_attributes
+    from kloset.core.labels import CATEGORIES, COLORS
+    from kloset.core.model import AttributeModel
+
+    model = AttributeModel.load(args.model or settings.model_dir, settings.backbone_weights)
+    figures, matrices = evaluate_attributes(model, args.data, args.split)
+    if args.plots:
+        from kloset.core.plots import save_confusion
+
+        for head, labels in (("category", CATEGORIES), ("color", COLORS)):
+            title = f"{head}, {figures['n']} garments ({args.split}), {model.version}"
+            save_confusion(matrices[head], labels, args.plots / f"confusion_{head}.png", title)
+    return figures
+
+
+def _segment(args, settings) -> int:
+    from kloset.core.images import decode_image
+    from kloset.core.plots import save_segmentation
+    from kloset.core.segmenter import Segmenter
+
+    segmenter = Segmenter.load(settings.segmenter_dir, settings.backbone_weights)
+    pixels = decode_image(args.image.read_bytes(), settings.max_image_pixels, apply_exif_orientation=True)
+    written = save_segmentation(pixels, segmenter.segment(pixels), args.out, args.image.stem)
+    for path in written:
+        print(path)
     return 0
 
 

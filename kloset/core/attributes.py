@@ -11,8 +11,9 @@ from kloset.core.images import decode_image
 from kloset.core.labels import Group
 from kloset.core.regions import Region, fit_region
 
-if TYPE_CHECKING:  # the model pulls in TensorFlow; clients of this module's types must not pay for it
+if TYPE_CHECKING:  # the models pull in TensorFlow; clients of this module's types must not pay for it
     from kloset.core.model import AttributeModel
+    from kloset.core.segmenter import Segmenter
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,10 @@ class AttributeClassifier(Protocol):
 class AttributeEngine:
     """The in-process AttributeClassifier: the attribute role's work, and everyone's in `kloset serve`."""
 
-    def __init__(self, model: "AttributeModel", max_pixels: int) -> None:
+    def __init__(self, model: "AttributeModel", max_pixels: int, segmenter: "Segmenter | None" = None) -> None:
         self._model = model
         self._max_pixels = max_pixels
+        self._segmenter = segmenter
 
     @property
     def model_version(self) -> str:
@@ -53,7 +55,10 @@ class AttributeEngine:
         # A phone photo without regions is shown upright; annotated regions refer to the stored pixels.
         pixels = decode_image(image, self._max_pixels, apply_exif_orientation=not regions)
         height, width = pixels.shape[:2]
-        fitted = [fit_region(r, width, height, f"garment {i + 1}") for i, r in enumerate(regions)] or [Region()]
+        fitted = [fit_region(r, width, height, f"garment {i + 1}") for i, r in enumerate(regions)]
+        if not fitted and self._segmenter is not None:
+            fitted = self._segmenter.regions(pixels)  # a street photo: one garment per group found
+        fitted = fitted or [Region()]
         crops = [crop_garment(pixels, region, self._model.input_size) for region in fitted]
         predictions = self._model.predict(crops, [region.group for region in fitted])
         return Classification(garments=predictions, model_version=self._model.version)

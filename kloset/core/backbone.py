@@ -13,7 +13,11 @@ import numpy as np
 
 from kloset.core.errors import ModelError
 
-FEATURE_DIM = 512
+# What the heads see: average of block4, average and max of block5 (texture and part detail as well as the
+# whole); the embedding is the block5 average alone, so the store's vectors stay 512-d.
+FEATURE_LAYOUT = "block4_avg+block5_avg+block5_max"
+FEATURE_DIM = 3 * 512
+EMBEDDING_DIM = 512
 _BLOCK_CONVS = {1: 2, 2: 2, 3: 3, 4: 3, 5: 3}
 # Caffe-style VGG preprocessing, as HED and keras.applications.vgg16 expect: BGR minus the ImageNet mean.
 _BGR_MEAN = np.array([103.939, 116.779, 123.68], dtype=np.float32)
@@ -30,12 +34,29 @@ def hed_weights_path(override: Path | None = None) -> Path:
 
 
 def build_backbone(input_size: int, weights: Path) -> keras.Model:
-    """VGG16 conv blocks 1-5 with global average pooling: (size, size, 3) preprocessed -> (512,)."""
+    """VGG16 conv blocks 1-5 -> {"features": (1536,), "pooled": (512,)} for (size, size, 3) preprocessed input."""
+    vgg = load_vgg16(input_size, weights)
+    block4 = vgg.get_layer("block4_pool").output
+    block5 = vgg.get_layer("block5_pool").output
+    pooled = keras.layers.GlobalAveragePooling2D(name="block5_avg")(block5)
+    features = keras.layers.Concatenate(name="features")(
+        [
+            keras.layers.GlobalAveragePooling2D(name="block4_avg")(block4),
+            pooled,
+            keras.layers.GlobalMaxPooling2D(name="block5_max")(block5),
+        ]
+    )
+    model = keras.Model(vgg.input, {"features": features, "pooled": pooled}, name="backbone")
+    model.trainable = False
+    return model
+
+
+def load_vgg16(input_size: int, weights: Path, *, input_shape: tuple[int, int] | None = None) -> keras.Model:
+    """keras.applications.VGG16 without its top, conv weights copied from the HED file."""
     if input_size < 32:
         raise ModelError(f"input size {input_size} is too small for VGG16's five poolings (minimum 32)")
-    model = keras.applications.VGG16(
-        weights=None, include_top=False, input_shape=(input_size, input_size, 3), pooling="avg"
-    )
+    height, width = input_shape or (input_size, input_size)
+    model = keras.applications.VGG16(weights=None, include_top=False, input_shape=(height, width, 3))
     try:
         with h5py.File(weights, "r") as f:
             for block, convs in _BLOCK_CONVS.items():

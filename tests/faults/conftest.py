@@ -28,7 +28,7 @@ def free_port() -> int:
 class Serve:
     """`kloset serve [--role ...]` in its own process, with all state under data_dir."""
 
-    def __init__(self, data_dir: Path, model_dir: Path, roles: str = "all", **env: str) -> None:
+    def __init__(self, data_dir: Path, models: tuple[Path, Path], roles: str = "all", **env: str) -> None:
         self.roles = roles
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("KLOSET_")}
         for role in Role:
@@ -36,7 +36,8 @@ class Serve:
             self.env[f"KLOSET_{role.name}_PORT"] = str(port)
             self.env[f"KLOSET_{role.name}_ADDR"] = f"127.0.0.1:{port}"
         self.env.update(
-            KLOSET_DATA_DIR=str(data_dir), KLOSET_MODEL_DIR=str(model_dir), KLOSET_WORKERS="2",
+            KLOSET_DATA_DIR=str(data_dir), KLOSET_MODEL_DIR=str(models[0]), KLOSET_SEGMENTER_DIR=str(models[1]),
+            KLOSET_WORKERS="2",
             KLOSET_CLAIM_IDLE_MS="1500", KLOSET_RETRY_BACKOFF_S="0.1",
         )  # fmt: skip
         self.env.update(env)
@@ -83,6 +84,11 @@ class Serve:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+@pytest.fixture
+def models(tiny_model_dir, tiny_segmenter_dir) -> tuple[Path, Path]:
+    return tiny_model_dir, tiny_segmenter_dir
 
 
 @pytest.fixture

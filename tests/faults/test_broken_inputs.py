@@ -96,7 +96,7 @@ BROKEN = {
 }
 
 
-def test_a_mixed_batch_indexes_every_valid_item_and_names_every_problem(tmp_path, tiny_model_dir, serves):
+def test_a_mixed_batch_indexes_every_valid_item_and_names_every_problem(tmp_path, models, serves):
     catalog = tmp_path / "catalog"
     write_sample_catalog(catalog, n=300, seed=5)
     labelled = [f"{i:04d}" for i in range(1, 301) if i % 10 != 0]
@@ -109,7 +109,7 @@ def test_a_mixed_batch_indexes_every_valid_item_and_names_every_problem(tmp_path
     for original, copy in zip(labelled[-4:-2], duplicates, strict=True):
         shutil.copy(catalog / "images" / f"{original}.jpg", catalog / "images" / f"{copy}.jpg")
         shutil.copy(catalog / "labels" / f"{original}.json", catalog / "labels" / f"{copy}.json")
-    serve = Serve(tmp_path / "var", tiny_model_dir)
+    serve = Serve(tmp_path / "var", models)
     serves.append(serve.start())
 
     result = subprocess.run([KLOSET, "ingest", catalog, "--wait", "--json"], env=serve.env, capture_output=True,

@@ -13,12 +13,12 @@ def labelled_stems(n: int) -> list[str]:
     return [f"{i:04d}" for i in range(1, n + 1) if i % 10 != 0]  # every 10th sample photo is dress-only
 
 
-def test_sigkill_mid_ingest_then_restart_indexes_every_item_exactly_once(tmp_path, tiny_model_dir, serves):
+def test_sigkill_mid_ingest_then_restart_indexes_every_item_exactly_once(tmp_path, models, serves):
     catalog = tmp_path / "catalog"
     write_sample_catalog(catalog, n=222, seed=7)
     stems = labelled_stems(222)
     assert len(stems) == 200
-    serve = Serve(tmp_path / "var", tiny_model_dir)
+    serve = Serve(tmp_path / "var", models)
     serves.append(serve.start())
     stub = serve.ingest()
     answer = stub.SubmitBatch(iter(submit_request(catalog, s) for s in stems), timeout=120)
@@ -48,19 +48,19 @@ def test_sigkill_mid_ingest_then_restart_indexes_every_item_exactly_once(tmp_pat
     assert (stats.queued, stats.pending, stats.dead_lettered) == (0, 0, 0)
 
 
-def test_jobs_held_by_a_dead_consumer_are_taken_over_by_a_worker_process(tmp_path, tiny_model_dir, serves):
+def test_jobs_held_by_a_dead_consumer_are_taken_over_by_a_worker_process(tmp_path, models, serves):
     catalog = tmp_path / "catalog"
     write_sample_catalog(catalog, n=11, seed=3)
     stems = labelled_stems(11)
     shared = {"KLOSET_BLOB_DIR": str(tmp_path / "blobs")}
-    ingest = Serve(tmp_path / "a", tiny_model_dir, roles="ingest", **shared)
+    ingest = Serve(tmp_path / "a", models, roles="ingest", **shared)
     serves.append(ingest.start())
     job_ids = [ingest.ingest().Submit(submit_request(catalog, s), timeout=30).job.job_id for s in stems]
     redis_url = f"unix://{tmp_path / 'a' / 'redis' / 'redis.sock'}"
     ghost = IngestQueue(connect(redis_url))
     held = ghost.read("ghost", count=4, block_ms=500)  # read and never acknowledged: the consumer "died"
     assert len(held) == 4
-    workers = Serve(tmp_path / "b", tiny_model_dir, roles="attribute,worker", KLOSET_REDIS_URL=redis_url, **shared)
+    workers = Serve(tmp_path / "b", models, roles="attribute,worker", KLOSET_REDIS_URL=redis_url, **shared)
     serves.append(workers.start())
     jobs = wait_until_drained(ingest.ingest(), job_ids, timeout_s=60)
     assert all(j.state == ingest_pb2.JOB_STATE_DONE for j in jobs.values())

@@ -8,13 +8,13 @@ from kloset.v1 import ingest_pb2
 from tests.faults.conftest import Serve, report, stored_item_ids, submit_request, wait_until_drained
 
 
-def test_every_acknowledged_submit_survives_a_redis_crash(tmp_path, tiny_model_dir, serves):
+def test_every_acknowledged_submit_survives_a_redis_crash(tmp_path, models, serves):
     catalog = tmp_path / "catalog"
     write_sample_catalog(catalog, n=88, seed=11)
     stems = [f"{i:04d}" for i in range(1, 89) if i % 10 != 0]
     redis = EmbeddedRedis(tmp_path / "redis", appendfsync="always")
     url = redis.start()
-    serve = Serve(tmp_path / "var", tiny_model_dir, KLOSET_REDIS_URL=url)
+    serve = Serve(tmp_path / "var", models, KLOSET_REDIS_URL=url)
     serves.append(serve.start())
     stub = serve.ingest()
     acknowledged: dict[str, list[str]] = {}

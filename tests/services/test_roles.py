@@ -21,8 +21,10 @@ def test_parse_roles():
     assert parse_roles("search, worker") == {Role.SEARCH, Role.WORKER}
 
 
-def test_search_and_workers_use_a_separate_attribute_service(tmp_path, tiny_model_dir, sample_catalog):
-    attribute = Program(role_settings(tmp_path / "a", tiny_model_dir), frozenset({Role.ATTRIBUTE}))
+def test_search_and_workers_use_a_separate_attribute_service(
+    tmp_path, tiny_model_dir, tiny_segmenter_dir, sample_catalog
+):
+    attribute = Program(role_settings(tmp_path / "a", tiny_model_dir, tiny_segmenter_dir), frozenset({Role.ATTRIBUTE}))
     attribute.start()
     try:
         addr = f"127.0.0.1:{attribute.servers[0].port}"
@@ -49,7 +51,7 @@ def test_search_and_workers_use_a_separate_attribute_service(tmp_path, tiny_mode
         attribute.stop()
 
 
-def test_serve_process_answers_health_and_stops_gracefully_on_sigterm(tmp_path, tiny_model_dir):
+def test_serve_process_answers_health_and_stops_gracefully_on_sigterm(tmp_path, tiny_model_dir, tiny_segmenter_dir):
     env = {k: v for k, v in os.environ.items() if not k.startswith("KLOSET_")}
     ports = {"ATTRIBUTE": 0, "SEARCH": 0, "INGEST": 0, "WORKER": 0}
     for role in ports:
@@ -59,7 +61,12 @@ def test_serve_process_answers_health_and_stops_gracefully_on_sigterm(tmp_path, 
     for role, port in ports.items():
         env[f"KLOSET_{role}_PORT"] = str(port)
         env[f"KLOSET_{role}_ADDR"] = f"127.0.0.1:{port}"
-    env.update(KLOSET_DATA_DIR=str(tmp_path / "var"), KLOSET_MODEL_DIR=str(tiny_model_dir), KLOSET_WORKERS="1")
+    env.update(
+        KLOSET_DATA_DIR=str(tmp_path / "var"),
+        KLOSET_MODEL_DIR=str(tiny_model_dir),
+        KLOSET_SEGMENTER_DIR=str(tiny_segmenter_dir),
+        KLOSET_WORKERS="1",
+    )
     server = subprocess.Popen([KLOSET, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 120

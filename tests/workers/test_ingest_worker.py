@@ -6,11 +6,12 @@ import pytest
 from kloset.workers.ingest_worker import IngestWorker
 
 from kloset.core.attributes import AttributeEngine
+from kloset.core.backbone import EMBEDDING_DIM
 from kloset.core.blobs import BlobStore
 from kloset.core.catalog import CatalogIngest, Submission
 from kloset.core.errors import Unavailable
 from kloset.core.indexing import GarmentIndexer
-from kloset.core.model import EMBEDDING_DIM, AttributeModel
+from kloset.core.model import AttributeModel
 from kloset.core.qdrant_store import QdrantGarmentStore
 from kloset.core.queue import JobState
 

@@ -1,0 +1,183 @@
+"""Finding the top and the bottom in a photo nobody annotated: a U-Net-style decoder on frozen VGG16 blocks.
+
+The original project trained a U-Net (background / top / bottom) on the K-Fashion polygons and cropped the
+largest connected component of each class after a morphological opening; this does the same on the same
+backbone as the attribute model. The photo is letterboxed (aspect kept) to a fixed size; the encoder's
+block3-5 maps feed a small decoder that predicts classes at 1/4 resolution, upsampled back to the photo.
+"""
+
+import json
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from kloset.core.backbone import hed_weights_path, load_vgg16, preprocess
+from kloset.core.crop import NEUTRAL_RGB
+from kloset.core.errors import ModelError
+from kloset.core.labels import Group
+from kloset.core.model import file_sha256
+from kloset.core.regions import Region
+
+INFO_FILE = "segmenter.json"
+WEIGHTS_FILE = "decoder.weights.h5"
+CLASSES = ("background", "top", "bottom")
+SKIPS = ("block3_conv3", "block4_conv3", "block5_conv3")
+# A garment smaller than this share of the photo is noise, not a garment to search for.
+MIN_AREA_FRACTION = 0.01
+
+
+@dataclass(frozen=True)
+class SegmenterInfo:
+    version: str
+    height: int
+    width: int
+    classes: list[str]
+    weights_sha256: str
+    training: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Where a photo sits inside the fixed-size segmenter input."""
+
+    scale: float
+    left: int
+    top: int
+    width: int
+    height: int
+
+    @classmethod
+    def fit(cls, photo_height: int, photo_width: int, height: int, width: int) -> "Letterbox":
+        scale = min(height / photo_height, width / photo_width)
+        w, h = max(1, round(photo_width * scale)), max(1, round(photo_height * scale))
+        return cls(scale, (width - w) // 2, (height - h) // 2, w, h)
+
+    def apply(self, pixels: np.ndarray, height: int, width: int, fill=NEUTRAL_RGB, resample=Image.BILINEAR):
+        image = Image.fromarray(pixels).resize((self.width, self.height), resample)
+        canvas = Image.new(image.mode, (width, height), fill if image.mode == "RGB" else 0)
+        canvas.paste(image, (self.left, self.top))
+        return np.asarray(canvas)
+
+    def undo(self, plane: np.ndarray, photo_height: int, photo_width: int) -> np.ndarray:
+        """Cut the photo's part out of an (H, W) float plane and resize it to the photo."""
+        part = plane[self.top : self.top + self.height, self.left : self.left + self.width]
+        return np.asarray(Image.fromarray(part.astype(np.float32)).resize((photo_width, photo_height), Image.BILINEAR))
+
+
+def build_encoder(height: int, width: int, weights: Path) -> keras.Model:
+    """Frozen VGG16 blocks 1-5 returning the block3, block4 and block5 feature maps."""
+    vgg = load_vgg16(32, weights, input_shape=(height, width))
+    encoder = keras.Model(vgg.input, [vgg.get_layer(name).output for name in SKIPS], name="encoder")
+    encoder.trainable = False
+    return encoder
+
+
+def build_decoder(height: int, width: int) -> keras.Model:
+    """block5 (1/16) -> up -> + block4 (1/8) -> up -> + block3 (1/4) -> class logits at 1/4 resolution."""
+    b3 = keras.Input((height // 4, width // 4, 256), name="block3")
+    b4 = keras.Input((height // 8, width // 8, 512), name="block4")
+    b5 = keras.Input((height // 16, width // 16, 512), name="block5")
+    conv = keras.layers.Conv2D
+    x = conv(128, 1, activation="relu", name="reduce5")(b5)
+    x = keras.layers.UpSampling2D(2, interpolation="bilinear", name="up4")(x)
+    x = keras.layers.Concatenate(name="skip4")([x, conv(128, 1, activation="relu", name="reduce4")(b4)])
+    x = conv(128, 3, padding="same", activation="relu", name="fuse4")(x)
+    x = keras.layers.UpSampling2D(2, interpolation="bilinear", name="up3")(x)
+    x = keras.layers.Concatenate(name="skip3")([x, conv(64, 1, activation="relu", name="reduce3")(b3)])
+    x = conv(64, 3, padding="same", activation="relu", name="fuse3")(x)
+    x = keras.layers.Dropout(0.2, name="dropout")(x)
+    logits = conv(len(CLASSES), 1, name="logits")(x)
+    return keras.Model([b3, b4, b5], logits, name="decoder")
+
+
+def save_segmenter(out_dir: Path, decoder: keras.Model, height: int, width: int, training: dict) -> SegmenterInfo:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / WEIGHTS_FILE
+    decoder.save_weights(path)
+    sha = file_sha256(path)
+    info = SegmenterInfo(f"segmenter-{height}x{width}-{sha[:10]}", height, width, list(CLASSES), sha, training)
+    (out_dir / INFO_FILE).write_text(json.dumps(asdict(info), indent=2, ensure_ascii=False) + "\n")
+    return info
+
+
+def largest_component(mask: np.ndarray, opening: int) -> np.ndarray:
+    """The largest connected part of a mask after a morphological opening (drops specks and thin bridges)."""
+    if opening > 0:
+        mask = ndimage.binary_opening(mask, structure=np.ones((opening, opening), dtype=bool))
+    labels, count = ndimage.label(mask)
+    if count == 0:
+        return mask
+    sizes = ndimage.sum_labels(mask, labels, index=np.arange(1, count + 1))
+    return labels == (1 + int(np.argmax(sizes)))
+
+
+class Segmenter:
+    """Loaded decoder plus encoder; safe to share between threads."""
+
+    def __init__(self, info: SegmenterInfo, encoder: keras.Model, decoder: keras.Model) -> None:
+        self.info = info
+        self._encoder = encoder
+        self._decoder = decoder
+        self._lock = threading.Lock()
+
+    @property
+    def version(self) -> str:
+        return self.info.version
+
+    @classmethod
+    def load(cls, model_dir: Path, backbone_weights: Path | None = None) -> "Segmenter":
+        path = model_dir / INFO_FILE
+        if not path.is_file():
+            raise ModelError(f"no segmenter at {model_dir}: {INFO_FILE} is missing (train one with `kloset train`)")
+        try:
+            info = SegmenterInfo(**json.loads(path.read_text()))
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise ModelError(f"{path} is not a kloset segmenter description: {exc}") from None
+        if info.classes != list(CLASSES):
+            raise ModelError(f"segmenter {info.version} has classes {info.classes}, this code {list(CLASSES)}")
+        weights = model_dir / WEIGHTS_FILE
+        if not weights.is_file() or file_sha256(weights) != info.weights_sha256:
+            raise ModelError(f"{weights} is missing or does not match the checksum in {INFO_FILE}")
+        decoder = build_decoder(info.height, info.width)
+        try:
+            decoder.load_weights(weights)
+        except (ValueError, OSError, KeyError) as exc:
+            raise ModelError(f"{weights} does not fit this code's decoder: {exc}") from None
+        return cls(info, build_encoder(info.height, info.width, hed_weights_path(backbone_weights)), decoder)
+
+    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
+        """(H, W, 3) class probabilities for a photo of any size."""
+        height, width = pixels.shape[:2]
+        box = Letterbox.fit(height, width, self.info.height, self.info.width)
+        batch = preprocess(box.apply(pixels, self.info.height, self.info.width)[None])
+        with self._lock:
+            logits = np.asarray(self._decoder(self._encoder(batch, training=False), training=False))[0]
+        probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        probs /= probs.sum(axis=-1, keepdims=True)
+        full = [
+            np.asarray(Image.fromarray(probs[..., c].astype(np.float32)).resize(
+                (self.info.width, self.info.height), Image.BILINEAR))
+            for c in range(len(CLASSES))
+        ]  # fmt: skip
+        return np.stack([box.undo(plane, height, width) for plane in full], axis=-1)
+
+    def segment(self, pixels: np.ndarray, opening: int | None = None) -> dict[Group, np.ndarray]:
+        """A mask per garment group found: argmax, opening, largest connected component, minimum area."""
+        labels = np.argmax(self.probabilities(pixels), axis=-1)
+        if opening is None:
+            opening = max(1, round(min(pixels.shape[:2]) / 100))
+        found = {}
+        for index, group in ((1, Group.TOP), (2, Group.BOTTOM)):
+            mask = largest_component(labels == index, opening)
+            if mask.sum() >= MIN_AREA_FRACTION * labels.size:
+                found[group] = mask
+        return found
+
+    def regions(self, pixels: np.ndarray) -> list[Region]:
+        """The garments of an unannotated photo as regions (top first), or none."""
+        return [Region(group=group, mask=mask) for group, mask in self.segment(pixels).items()]
