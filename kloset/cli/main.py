@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int)
     train.add_argument("--validation-percent", type=int, default=15)
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--cache", type=Path, help="attributes: feature cache file (reused when present)")
+    train.add_argument("--cache", type=Path, help="feature (attributes) or encoder-map (segmenter) cache file")
     train.add_argument(
         "--queries", type=Path, help="attributes: tag-only photos (queries/ with tags.json) as extra data"
     )
@@ -218,7 +218,7 @@ def _train(args, settings) -> int:
 
         if args.height % 16 or args.width % 16:
             raise CommandError("--height and --width must be multiples of 16")
-        maps = extract_maps(args.data, args.height, args.width, settings.backbone_weights)
+        maps = extract_maps(args.data, args.height, args.width, settings.backbone_weights, args.cache)
         info = train_segmenter(
             maps, height=args.height, width=args.width, out_dir=args.out or Path("models/segmenter"),
             epochs=args.epochs or 30, validation_percent=args.validation_percent, seed=args.seed,

@@ -2,7 +2,7 @@
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
@@ -35,6 +35,8 @@ class KFashionLabel:
     garments: tuple[LabeledGarment, ...]
     # K-Fashion groups present in the label that kloset does not index (아우터, 원피스).
     unindexed_groups: tuple[str, ...]
+    # Their regions, by Korean group name: the segmenter learns them as classes of their own.
+    unindexed_regions: dict[str, Region] = field(default_factory=dict)
 
     @property
     def stem(self) -> str | None:
@@ -60,13 +62,18 @@ def parse_label(data: bytes | str | dict[str, Any]) -> KFashionLabel:
             continue
         category, color = _labels(korean, labeling.get(korean))
         garments.append(LabeledGarment(region=region, category=category, color=color))
-    unindexed = tuple(g for g in UNINDEXED_KOREAN_GROUPS if _entries(polygons.get(g), g) or _entries(rects.get(g), g))
+    unindexed_regions = {
+        korean: region
+        for korean in UNINDEXED_KOREAN_GROUPS
+        if (region := _region(None, korean, polygons.get(korean), rects.get(korean))) is not None
+    }
     return KFashionLabel(
         file_name=_optional_str(info.get("이미지 파일명"), "이미지 파일명"),
         width=_optional_size(info.get("이미지 너비"), "이미지 너비"),
         height=_optional_size(info.get("이미지 높이"), "이미지 높이"),
         garments=tuple(garments),
-        unindexed_groups=unindexed,
+        unindexed_groups=tuple(unindexed_regions),
+        unindexed_regions=unindexed_regions,
     )
 
 
@@ -99,7 +106,7 @@ def _entries(value: Any, key: str) -> list[dict[str, Any]]:
     return [v for v in value if v]
 
 
-def _region(group: Group, korean: str, polygons: Any, rects: Any) -> Region | None:
+def _region(group: Group | None, korean: str, polygons: Any, rects: Any) -> Region | None:
     entries = _entries(polygons, f"폴리곤좌표.{korean}")
     shapes = tuple(_polygon(entry, f"{korean} polygon {i + 1}") for i, entry in enumerate(entries))
     boxes = _entries(rects, f"렉트좌표.{korean}")

@@ -49,7 +49,7 @@ class ModelInfo:
 
 
 def build_heads(feature_sample: np.ndarray | None = None) -> keras.Model:
-    """Shared dense layers over pooled VGG16 features; the color head also sees the garment's Lab histogram.
+    """Category head: dense layers over pooled VGG16 features. Color head: over the garment's Lab histogram.
 
     Pooled activations of different blocks differ in scale by orders of magnitude, so they are standardised
     first; feature_sample (training features) sets the standardisation, which is saved with the weights.
@@ -68,10 +68,12 @@ def build_heads(feature_sample: np.ndarray | None = None) -> keras.Model:
     category = keras.layers.Dense(len(CATEGORIES), activation="softmax", kernel_regularizer=decay, name="category")(
         shared
     )
-    stats = keras.layers.Dense(128, activation="relu", name="color_stats_1")(color_stats)
-    color_in = keras.layers.Concatenate(name="color_in")([shared, stats])
-    color_hidden = keras.layers.Dense(128, activation="relu", name="color_1")(color_in)
-    color = keras.layers.Dense(len(COLORS), activation="softmax", name="color")(color_hidden)
+    # Measured on the validation split: color from the Lab histogram alone beats histogram + deep features
+    # (0.759 vs 0.728); pooled VGG features blur hue, so the color branch does not read them.
+    stats = keras.layers.Dense(256, activation="relu", name="color_stats_1")(color_stats)
+    stats = keras.layers.Dropout(0.5, name="color_dropout")(stats)
+    stats = keras.layers.Dense(128, activation="relu", name="color_1")(stats)
+    color = keras.layers.Dense(len(COLORS), activation="softmax", name="color")(stats)
     return keras.Model([features, color_stats], {"category": category, "color": color}, name="heads")
 
 

@@ -25,7 +25,9 @@ from kloset.core.regions import Region
 
 INFO_FILE = "segmenter.json"
 WEIGHTS_FILE = "decoder.weights.h5"
-CLASSES = ("background", "top", "bottom")
+# Outerwear and one-pieces get classes of their own: lumped into background, a coat over a sweater taught the
+# model that garment-looking pixels can be "nothing", and it confused the two.
+CLASSES = ("background", "top", "bottom", "outer", "one_piece")
 SKIPS = ("block3_conv3", "block4_conv3", "block5_conv3")
 # A garment smaller than this share of the photo is noise, not a garment to search for.
 MIN_AREA_FRACTION = 0.01
@@ -78,12 +80,18 @@ def build_encoder(height: int, width: int, weights: Path) -> keras.Model:
 
 
 def build_decoder(height: int, width: int) -> keras.Model:
-    """block5 (1/16) -> up -> + block4 (1/8) -> up -> + block3 (1/4) -> class logits at 1/4 resolution."""
+    """block5 (1/16) + context -> up -> + block4 (1/8) -> up -> + block3 (1/4) -> class logits at 1/4 resolution.
+
+    The dilated convolutions at 1/16 let each pixel see the whole figure: whether a torso region is the top or
+    a coat over it depends on what surrounds it.
+    """
     b3 = keras.Input((height // 4, width // 4, 256), name="block3")
     b4 = keras.Input((height // 8, width // 8, 512), name="block4")
     b5 = keras.Input((height // 16, width // 16, 512), name="block5")
     conv = keras.layers.Conv2D
     x = conv(128, 1, activation="relu", name="reduce5")(b5)
+    x = conv(128, 3, padding="same", dilation_rate=2, activation="relu", name="context1")(x)
+    x = conv(128, 3, padding="same", dilation_rate=4, activation="relu", name="context2")(x)
     x = keras.layers.UpSampling2D(2, interpolation="bilinear", name="up4")(x)
     x = keras.layers.Concatenate(name="skip4")([x, conv(128, 1, activation="relu", name="reduce4")(b4)])
     x = conv(128, 3, padding="same", activation="relu", name="fuse4")(x)

@@ -33,10 +33,15 @@ class SegmentationSet:
     targets: np.ndarray  # (N, H/4, W/4) uint8 class ids, _IGNORE on padding
 
 
-def target_mask(image_shape: tuple[int, int], garments) -> np.ndarray:
-    """(H, W) uint8: 0 background, 1 top, 2 bottom, rasterised from the label's polygons."""
+_UNINDEXED_CLASS = {"아우터": CLASSES.index("outer"), "원피스": CLASSES.index("one_piece")}
+
+
+def target_mask(image_shape: tuple[int, int], label) -> np.ndarray:
+    """(H, W) uint8 class ids (see CLASSES), rasterised from the label's polygons; tops win where shapes touch."""
     target = np.zeros(image_shape, dtype=np.uint8)
-    for garment in sorted(garments, key=lambda g: g.group is Group.TOP):  # the top wins where they touch
+    for korean, region in label.unindexed_regions.items():
+        target[garment_mask(*image_shape, region)] = _UNINDEXED_CLASS[korean]
+    for garment in sorted(label.garments, key=lambda g: g.group is Group.TOP):
         target[garment_mask(*image_shape, garment.region)] = 1 if garment.group is Group.TOP else 2
     return target
 
@@ -52,10 +57,16 @@ def iter_annotated_photos(data_dir: Path, max_pixels: int = 40_000_000):
         if not image_path.is_file():
             continue
         pixels = decode_image(image_path.read_bytes(), max_pixels)
-        yield path.stem, pixels, target_mask(pixels.shape[:2], label.garments)
+        yield path.stem, pixels, target_mask(pixels.shape[:2], label)
 
 
-def extract_maps(data_dir: Path, height: int, width: int, backbone_weights: Path | None) -> SegmentationSet:
+def extract_maps(
+    data_dir: Path, height: int, width: int, backbone_weights: Path | None, cache: Path | None = None
+) -> SegmentationSet:
+    """Encoder maps and quarter-resolution targets of every annotated photo, reusing a cache file if present."""
+    if cache is not None and cache.is_file():
+        with np.load(cache) as z:
+            return SegmentationSet(list(z["image_ids"]), [z["block3"], z["block4"], z["block5"]], z["targets"])
     encoder = build_encoder(height, width, hed_weights_path(backbone_weights))
     ids, batches, targets, pending = [], [[], [], []], [], []
     started = time.monotonic()
@@ -79,7 +90,12 @@ def extract_maps(data_dir: Path, height: int, width: int, backbone_weights: Path
             flush()
     flush()
     log.info("encoder maps of %d photos in %.0f s", len(ids), time.monotonic() - started)
-    return SegmentationSet(ids, [np.concatenate(b) for b in batches], np.stack(targets))
+    result = SegmentationSet(ids, [np.concatenate(b) for b in batches], np.stack(targets))
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, image_ids=np.array(ids), block3=result.maps[0], block4=result.maps[1],
+                 block5=result.maps[2], targets=result.targets)  # fmt: skip
+    return result
 
 
 def train_segmenter(
@@ -161,8 +177,11 @@ def score(decoder: keras.Model, data: SegmentationSet, chosen: np.ndarray) -> di
 
 
 def segmentation_figures(truth: np.ndarray, predicted: np.ndarray) -> dict:
-    """Data-set level IoU per garment class (intersections and unions summed over all photos)."""
+    """Data-set level IoU of top and bottom (intersections and unions summed over all photos); pixel accuracy
+    over background / top / bottom, outerwear and one-pieces counting as background as they do for search."""
     valid = truth != _IGNORE
+    truth = np.where(valid & (truth > 2), 0, truth)
+    predicted = np.where(predicted > 2, 0, predicted)
     figures = {"n": len(truth)}
     ious = []
     for index, name in ((1, "top"), (2, "bottom")):

@@ -53,8 +53,10 @@ def test_targets_rasterise_top_and_bottom(sample_catalog):
     from kloset.core.kfashion import parse_label
 
     label = parse_label((sample_catalog / "labels" / "0001.json").read_bytes())
-    target = target_mask((label.height, label.width), label.garments)
+    target = target_mask((label.height, label.width), label)
     assert set(np.unique(target)) == {0, 1, 2}
+    dress = parse_label((sample_catalog / "labels" / "0010.json").read_bytes())
+    assert set(np.unique(target_mask((dress.height, dress.width), dress))) == {0, 4}  # one_piece
 
 
 def test_trained_segmenter_finds_the_drawn_garments(tiny_segmenter_dir, sample_catalog):
