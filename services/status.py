@@ -26,6 +26,14 @@ def status_code(error: KlosetError) -> grpc.StatusCode:
     return next((code for kind, code in _CODES if isinstance(error, kind)), grpc.StatusCode.INTERNAL)
 
 
+def _abort(method: Callable, context: grpc.ServicerContext, error: Exception):
+    """End the call with the error's status; anything not raised on purpose is INTERNAL and logged."""
+    if isinstance(error, KlosetError):
+        context.abort(status_code(error), str(error))
+    log.exception("%s failed", method.__qualname__, exc_info=error)
+    context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method.__name__}; see the server log")
+
+
 def grpc_errors(method: F) -> F:
     """Turn core errors raised by a servicer method into the matching status; anything else is INTERNAL."""
 
@@ -33,11 +41,8 @@ def grpc_errors(method: F) -> F:
     def wrapper(self, request, context: grpc.ServicerContext):
         try:
             return method(self, request, context)
-        except KlosetError as exc:
-            context.abort(status_code(exc), str(exc))
-        except Exception:
-            log.exception("%s failed", method.__qualname__)
-            context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method.__name__}; see the server log")
+        except Exception as exc:
+            _abort(method, context, exc)
 
     return wrapper  # type: ignore[return-value]
 
@@ -49,11 +54,8 @@ def grpc_stream_errors(method: F) -> F:
     def wrapper(self, request, context: grpc.ServicerContext):
         try:
             yield from method(self, request, context)
-        except KlosetError as exc:
-            context.abort(status_code(exc), str(exc))
-        except Exception:
-            log.exception("%s failed", method.__qualname__)
-            context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method.__name__}; see the server log")
+        except Exception as exc:
+            _abort(method, context, exc)
 
     return wrapper  # type: ignore[return-value]
 

@@ -96,6 +96,18 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def load_checked_weights(model: keras.Model, path: Path, sha256: str, described_in: str) -> None:
+    """Load weights only if the file is there and is the one its description names; else a clear ModelError."""
+    if not path.is_file():
+        raise ModelError(f"{path} is missing")
+    if file_sha256(path) != sha256:
+        raise ModelError(f"{path} does not match the checksum in {described_in}: the files were mixed up")
+    try:
+        model.load_weights(path)
+    except (ValueError, OSError, KeyError) as exc:
+        raise ModelError(f"{path} does not fit this code: {exc}") from None
+
+
 def save_heads(model_dir: Path, heads: keras.Model, input_size: int, training: dict) -> ModelInfo:
     """Write heads.weights.h5 and model.json; the version is derived from the weights' content."""
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -162,16 +174,8 @@ class AttributeModel:
     def load(cls, model_dir: Path, backbone_weights: Path | None = None) -> "AttributeModel":
         """Load model.json + heads; raise ModelError with a clear message if anything is missing or off."""
         info = read_info(model_dir)
-        heads_path = model_dir / HEADS_FILE
-        if not heads_path.is_file():
-            raise ModelError(f"{heads_path} is missing")
-        if file_sha256(heads_path) != info.heads_sha256:
-            raise ModelError(f"{heads_path} does not match the checksum in {INFO_FILE}: the files were mixed up")
         heads = build_heads()
-        try:
-            heads.load_weights(heads_path)
-        except (ValueError, OSError, KeyError) as exc:
-            raise ModelError(f"{heads_path} does not fit this code's heads: {exc}") from None
+        load_checked_weights(heads, model_dir / HEADS_FILE, info.heads_sha256, INFO_FILE)
         backbone = build_backbone(info.input_size, hed_weights_path(backbone_weights))
         return cls(info, build_attribute_network(backbone, heads))
 

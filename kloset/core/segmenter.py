@@ -20,7 +20,7 @@ from kloset.core.backbone import hed_weights_path, load_vgg16, preprocess
 from kloset.core.crop import NEUTRAL_RGB
 from kloset.core.errors import ModelError
 from kloset.core.labels import Group
-from kloset.core.model import file_sha256
+from kloset.core.model import file_sha256, load_checked_weights
 from kloset.core.regions import Region
 
 INFO_FILE = "segmenter.json"
@@ -148,14 +148,8 @@ class Segmenter:
             raise ModelError(f"{path} is not a kloset segmenter description: {exc}") from None
         if info.classes != list(CLASSES):
             raise ModelError(f"segmenter {info.version} has classes {info.classes}, this code {list(CLASSES)}")
-        weights = model_dir / WEIGHTS_FILE
-        if not weights.is_file() or file_sha256(weights) != info.weights_sha256:
-            raise ModelError(f"{weights} is missing or does not match the checksum in {INFO_FILE}")
         decoder = build_decoder(info.height, info.width)
-        try:
-            decoder.load_weights(weights)
-        except (ValueError, OSError, KeyError) as exc:
-            raise ModelError(f"{weights} does not fit this code's decoder: {exc}") from None
+        load_checked_weights(decoder, model_dir / WEIGHTS_FILE, info.weights_sha256, INFO_FILE)
         return cls(info, build_encoder(info.height, info.width, hed_weights_path(backbone_weights)), decoder)
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
