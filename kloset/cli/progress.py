@@ -19,6 +19,7 @@ class Progress:
         self._started = time.monotonic()
         self._last_draw = 0.0
         self._count = 0
+        self._drawn = -1  # the count last shown
 
     def update(self, count: int) -> None:
         self._count = count
@@ -30,12 +31,14 @@ class Progress:
 
     def close(self) -> None:
         if self._enabled:
-            self._draw(time.monotonic())
+            if self._drawn != self._count:
+                self._draw(time.monotonic())
             if self._tty:
                 self._stream.write("\n")
             self._stream.flush()
 
     def _draw(self, now: float) -> None:
+        self._drawn = self._count
         elapsed = max(now - self._started, 1e-6)
         rate = self._count / elapsed
         eta = (self._total - self._count) / rate if rate > 0 else float("inf")

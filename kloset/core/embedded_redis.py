@@ -17,7 +17,7 @@ import redis
 
 from kloset.core.errors import Unavailable
 
-_START_TIMEOUT_S = 10.0
+_START_TIMEOUT_S = 30.0  # replaying a large AOF, or a busy CI machine
 
 
 def _die_with_parent() -> None:

@@ -11,6 +11,7 @@ def test_plain_lines_when_not_a_terminal():
     progress.close()
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("indexed 1/4") and lines[-1].startswith("indexed 4/4")
+    assert sum(line.startswith("indexed 4/4") for line in lines) == 1  # the last figure once
     assert "/s" in lines[-1] and "ETA" in lines[-1] and "\r" not in out.getvalue()
 
 
