@@ -30,6 +30,9 @@ from kloset.core.labels import CATEGORIES, CATEGORY_GROUP, COLORS, Group
 
 INFO_FILE = "model.json"
 HEADS_FILE = "heads.weights.h5"
+# How predictions are made from the weights; part of the version stored with every garment, because changing
+# it changes the embeddings as much as new weights would.
+INFERENCE = "mirror-avg"
 _TOP_N = 3
 
 
@@ -164,7 +167,7 @@ class AttributeModel:
 
     @property
     def version(self) -> str:
-        return self.info.version
+        return f"{self.info.version}+{INFERENCE}"
 
     @property
     def input_size(self) -> int:
@@ -183,14 +186,23 @@ class AttributeModel:
         """Classify and embed crops; a known group restricts the category to that group's classes."""
         if not crops:
             return []
-        images = preprocess(np.stack([c.pixels for c in crops]))
+        # Each crop and its mirror image (the training augmentation) in one batch; their answers are averaged.
+        pixels = np.stack([c.pixels for c in crops])
+        images = preprocess(np.concatenate([pixels, pixels[:, :, ::-1]]))
         stats = np.stack([color_features(c.garment_pixels) for c in crops])
         with self._lock:
-            out = self._network([images, stats], training=False)
-        category_p = np.asarray(out["category"])
-        color_p = np.asarray(out["color"])
-        embedding = np.asarray(out["embedding"])
+            out = self._network([images, np.concatenate([stats, stats])], training=False)
+        n = len(crops)
+        category_p = _mean_of_views(out["category"], n)
+        color_p = _mean_of_views(out["color"], n)
+        embedding = _mean_of_views(out["embedding"], n)
+        embedding /= np.maximum(np.linalg.norm(embedding, axis=1, keepdims=True), 1e-12)
         return [_prediction(category_p[i], color_p[i], embedding[i], groups[i]) for i in range(len(crops))]
+
+
+def _mean_of_views(values, n: int) -> np.ndarray:
+    values = np.asarray(values)
+    return (values[:n] + values[n:]) / 2
 
 
 def _prediction(category_p: np.ndarray, color_p: np.ndarray, embedding: np.ndarray, group: Group | None):
