@@ -40,6 +40,7 @@ class BlobStore:
         return digest
 
     def get(self, digest: str) -> bytes:
+        """The bytes stored under digest; NotFound if they are gone."""
         try:
             return self._path(digest).read_bytes()
         except FileNotFoundError:

@@ -30,6 +30,7 @@ def garment_item_id(item_id: str, group: str) -> str:
 
 
 def check_item_id(item_id: str) -> str:
+    """Return item_id if it is usable as a catalog id, else raise InvalidInput saying what is allowed."""
     if not item_id or len(item_id) > MAX_ITEM_ID_LENGTH or not _ITEM_ID.match(item_id):
         raise InvalidInput(
             f"item id {item_id!r} is not valid: use 1-{MAX_ITEM_ID_LENGTH} letters, digits and . - _ : @ + "

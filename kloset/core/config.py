@@ -92,6 +92,7 @@ class Settings(BaseSettings):
         return self.blob_dir or self.data_dir / "blobs"
 
     def port_of(self, role: Role) -> int:
+        """The port this process listens on for a role."""
         return {
             Role.ATTRIBUTE: self.attribute_port,
             Role.SEARCH: self.search_port,
@@ -100,6 +101,7 @@ class Settings(BaseSettings):
         }[role]
 
     def addr_of(self, role: Role) -> str:
+        """Where other processes (and the CLI) reach a role."""
         return {
             Role.ATTRIBUTE: self.attribute_addr,
             Role.SEARCH: self.search_addr,

@@ -85,12 +85,15 @@ def parse_color(name: str) -> str:
 
 
 def korean_category(code: str) -> str:
+    """The K-Fashion (Korean) name of a category code, for writing labels."""
     return next(korean for c, korean, _ in _CATEGORIES if c == code)
 
 
 def korean_color(code: str) -> str:
+    """The K-Fashion (Korean) name of a color code."""
     return next(korean for c, korean in _COLORS if c == code)
 
 
 def korean_group(group: Group) -> str:
+    """The K-Fashion (Korean) name of a garment group."""
     return next(korean for korean, g in KOREAN_GROUPS.items() if g == group)

@@ -92,6 +92,7 @@ def build_attribute_network(backbone: keras.Model, heads: keras.Model) -> keras.
 
 
 def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in chunks; ties weight files to their descriptions."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

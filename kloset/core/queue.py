@@ -39,6 +39,7 @@ class JobSpec:
     item_ids: tuple[str, ...]
 
     def fields(self) -> dict[str, str]:
+        """The spec as stream entry fields."""
         return {
             "image": self.image_digest,
             "label": self.label_digest,
@@ -49,6 +50,7 @@ class JobSpec:
 
     @classmethod
     def from_fields(cls, fields: dict[str, str]) -> "JobSpec":
+        """The spec back from stream entry fields."""
         return cls(
             image_digest=fields.get("image", ""),
             label_digest=fields.get("label", ""),
@@ -184,6 +186,7 @@ class IngestQueue:
         return job
 
     def get_job(self, job_id: str) -> Job:
+        """The job's record; NotFound if unknown or past its retention time."""
         try:
             record = self._redis.hgetall(self._job_key(job_id)) if job_id else {}
         except redis.RedisError as exc:
@@ -257,6 +260,7 @@ class IngestQueue:
         return delivery.deliveries > self._max_deliveries
 
     def mark_processing(self, delivery: Delivery) -> None:
+        """Record that a worker started the job (and how often it has been delivered)."""
         self._update(delivery.job_id, state=JobState.PROCESSING, attempts=delivery.deliveries)
 
     def complete(self, delivery: Delivery, item_ids: Sequence[str]) -> None:
@@ -307,6 +311,7 @@ class IngestQueue:
         return retried
 
     def purge_dead_letters(self, job_ids: Sequence[str] = (), *, everything: bool = False) -> int:
+        """Drop dead letters for good; returns how many."""
         letters = self._select_dead(job_ids, everything)
         if letters:
             self._redis.xdel(self.dead_letter_stream, *[letter.entry_id for letter in letters])
@@ -326,6 +331,7 @@ class IngestQueue:
         return chosen
 
     def stats(self) -> QueueStats:
+        """Queued (not yet delivered), pending (delivered, unacknowledged) and dead-lettered jobs."""
         try:
             self.ensure_group()
             with self._redis.pipeline(transaction=False) as p:

@@ -21,6 +21,7 @@ class Box:
     height: float
 
     def as_polygon(self) -> np.ndarray:
+        """The box's four corners, as pixel centres."""
         x0, y0 = self.x, self.y
         x1, y1 = self.x + self.width - 1, self.y + self.height - 1
         return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64)
@@ -61,6 +62,7 @@ def make_polygon(points: Sequence[Sequence[float]], what: str = "polygon") -> np
 
 
 def make_box(x: float, y: float, width: float, height: float, what: str = "box") -> Box:
+    """Check a box's numbers (finite, at least 1x1) and return it."""
     if not all(math.isfinite(v) for v in (x, y, width, height)):
         raise InvalidInput(f"{what} has a coordinate that is NaN or infinite")
     if width < 1 or height < 1:

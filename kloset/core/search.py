@@ -25,6 +25,7 @@ class SearchFilter:
         return cls(tuple(parse_category(c) for c in categories), tuple(parse_color(c) for c in colors))
 
     def resolve(self, category: str, color: str) -> "SearchFilter":
+        """The filter to apply for a garment of this category and color."""
         return SearchFilter(self.categories or (category,), self.colors or (color,))
 
 
@@ -74,4 +75,5 @@ class SearchEngine:
         return GarmentResults(item.group, item.category, item.color, applied, hits)
 
     def indexed(self) -> int:
+        """How many garments the store holds."""
         return self._store.count()

@@ -55,11 +55,13 @@ class Letterbox:
 
     @classmethod
     def fit(cls, photo_height: int, photo_width: int, height: int, width: int) -> "Letterbox":
+        """The largest placement of a photo inside height x width that keeps its aspect ratio."""
         scale = min(height / photo_height, width / photo_width)
         w, h = max(1, round(photo_width * scale)), max(1, round(photo_height * scale))
         return cls(scale, (width - w) // 2, (height - h) // 2, w, h)
 
     def apply(self, pixels: np.ndarray, height: int, width: int, fill=NEUTRAL_RGB, resample=Image.BILINEAR):
+        """The photo (or a label plane) resized and placed on a height x width canvas."""
         image = Image.fromarray(pixels).resize((self.width, self.height), resample)
         canvas = Image.new(image.mode, (width, height), fill if image.mode == "RGB" else 0)
         canvas.paste(image, (self.left, self.top))
@@ -104,6 +106,7 @@ def build_decoder(height: int, width: int) -> keras.Model:
 
 
 def save_segmenter(out_dir: Path, decoder: keras.Model, height: int, width: int, training: dict) -> SegmenterInfo:
+    """Write decoder.weights.h5 and segmenter.json; the version is derived from the weights' content."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / WEIGHTS_FILE
     decoder.save_weights(path)
@@ -139,6 +142,7 @@ class Segmenter:
 
     @classmethod
     def load(cls, model_dir: Path, backbone_weights: Path | None = None) -> "Segmenter":
+        """Load segmenter.json + decoder weights; ModelError with a clear message if anything is missing or off."""
         path = model_dir / INFO_FILE
         if not path.is_file():
             raise ModelError(f"no segmenter at {model_dir}: {INFO_FILE} is missing (train one with `kloset train`)")

@@ -33,6 +33,7 @@ class CatalogGarment:
 
     @classmethod
     def from_payload(cls, payload: dict, embedding: np.ndarray | None = None) -> "CatalogGarment":
+        """A garment back from its stored payload."""
         return cls(
             item_id=payload.get("item_id", ""),
             group=Group(payload.get("group", Group.TOP.value)),
@@ -44,6 +45,7 @@ class CatalogGarment:
         )
 
     def payload(self) -> dict[str, str]:
+        """What the store keeps next to the vector, and filters on."""
         return {
             "item_id": self.item_id,
             "group": self.group.value,

@@ -108,6 +108,7 @@ def extract_features(data_dir: Path, input_size: int, backbone_weights: Path | N
 
 
 def merge(*sets: FeatureSet) -> FeatureSet:
+    """One feature set from several (the labelled folder and the tag-only photos)."""
     return FeatureSet(
         [item for s in sets for item in s.items],
         np.concatenate([s.features for s in sets]),
