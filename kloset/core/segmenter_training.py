@@ -15,12 +15,10 @@ from PIL import Image
 
 from kloset.core.backbone import hed_weights_path, preprocess
 from kloset.core.crop import garment_mask
-from kloset.core.errors import InvalidInput
 from kloset.core.images import decode_image
-from kloset.core.kfashion import parse_label
 from kloset.core.labels import Group
 from kloset.core.segmenter import CLASSES, Letterbox, SegmenterInfo, build_decoder, build_encoder, save_segmenter
-from kloset.core.training import is_validation
+from kloset.core.training import is_validation, iter_labels
 
 log = logging.getLogger(__name__)
 _IGNORE = 255  # letterbox padding: neither trained on nor scored
@@ -48,16 +46,9 @@ def target_mask(image_shape: tuple[int, int], label) -> np.ndarray:
 
 def iter_annotated_photos(data_dir: Path, max_pixels: int = 40_000_000):
     """(image id, pixels, target mask) for every labelled photo, outer/one-piece-only photos included."""
-    labels = sorted((data_dir / "labels").glob("*.json"))
-    if not labels:
-        raise InvalidInput(f"{data_dir} has no labels/*.json: expected a K-Fashion folder (images/ + labels/)")
-    for path in labels:
-        label = parse_label(path.read_bytes())
-        image_path = data_dir / "images" / (label.file_name or f"{path.stem}.jpg")
-        if not image_path.is_file():
-            continue
+    for image_id, label, image_path in iter_labels(data_dir):
         pixels = decode_image(image_path.read_bytes(), max_pixels)
-        yield path.stem, pixels, target_mask(pixels.shape[:2], label)
+        yield image_id, pixels, target_mask(pixels.shape[:2], label)
 
 
 def extract_maps(

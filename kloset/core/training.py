@@ -8,19 +8,19 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from kloset.core.backbone import build_backbone, hed_weights_path, preprocess
-from kloset.core.color import color_features
-from kloset.core.crop import crop_garment
+from kloset.core.backbone import FEATURE_DIM, build_backbone, hed_weights_path, preprocess
+from kloset.core.color import COLOR_FEATURES_DIM, color_features
+from kloset.core.crop import GarmentCrop, crop_garment
 from kloset.core.errors import InvalidInput
 from kloset.core.images import decode_image
-from kloset.core.kfashion import parse_label
+from kloset.core.kfashion import KFashionLabel, parse_label
 from kloset.core.labels import CATEGORIES, CATEGORY_GROUP, COLORS, KOREAN_GROUPS, parse_category
 from kloset.core.metrics import report
 from kloset.core.model import ModelInfo, build_heads, save_heads
@@ -50,18 +50,24 @@ class FeatureSet:
     color_stats: np.ndarray  # (N, COLOR_FEATURES_DIM)
 
 
-def iter_labeled_garments(data_dir: Path, max_pixels: int = 40_000_000) -> Iterator[tuple[str, np.ndarray, list]]:
-    """(image id, pixels, labelled 상의/하의 garments) for each photo of a K-Fashion folder that has any."""
+def iter_labels(data_dir: Path) -> Iterator[tuple[str, KFashionLabel, Path]]:
+    """(label file stem, parsed label, image path) for each label of a K-Fashion folder whose image exists."""
     labels = sorted((data_dir / "labels").glob("*.json"))
     if not labels:
         raise InvalidInput(f"{data_dir} has no labels/*.json: expected a K-Fashion folder (images/ + labels/)")
     for label_path in labels:
         label = parse_label(label_path.read_bytes())
-        garments = [g for g in label.garments if g.category and g.color]
         image_path = data_dir / "images" / (label.file_name or f"{label_path.stem}.jpg")
-        if not garments or not image_path.is_file():
-            continue
-        yield label_path.stem, decode_image(image_path.read_bytes(), max_pixels), garments
+        if image_path.is_file():
+            yield label_path.stem, label, image_path
+
+
+def iter_labeled_garments(data_dir: Path, max_pixels: int = 40_000_000) -> Iterator[tuple[str, np.ndarray, list]]:
+    """(image id, pixels, labelled 상의/하의 garments) for each photo of a K-Fashion folder that has any."""
+    for image_id, label, image_path in iter_labels(data_dir):
+        garments = [g for g in label.garments if g.category and g.color]
+        if garments:
+            yield image_id, decode_image(image_path.read_bytes(), max_pixels), garments
 
 
 def is_validation(image_id: str, percent: int) -> bool:
@@ -70,41 +76,62 @@ def is_validation(image_id: str, percent: int) -> bool:
 
 
 def extract_features(data_dir: Path, input_size: int, backbone_weights: Path | None, cache: Path | None) -> FeatureSet:
-    """Crop every labelled garment (and its mirror image) and compute features, reusing a matching cache file.
+    """Features of every labelled garment (and its mirror image), reusing a matching cache file."""
 
-    Mirroring is the one augmentation that changes neither category nor color; hue or brightness shifts would.
-    """
+    def compute() -> FeatureSet:
+        backbone = build_backbone(input_size, hed_weights_path(backbone_weights))
+        started = time.monotonic()
+        result = _featurize(
+            backbone,
+            (
+                (crop_garment(image, g.region, input_size),
+                 LabeledCrop(image_id, g.group.value, CATEGORIES.index(g.category), COLORS.index(g.color)))
+                for image_id, image, garments in iter_labeled_garments(data_dir)
+                for g in garments
+            ),
+        )  # fmt: skip
+        if not result.items:
+            raise InvalidInput(f"{data_dir} has no 상의/하의 garment with both a category and a color")
+        log.info("features of %d garment views in %.0f s", len(result.items), time.monotonic() - started)
+        return result
+
+    return _cached(cache, compute)
+
+
+def _cached(cache: Path | None, compute: Callable[[], FeatureSet]) -> FeatureSet:
     if cache is not None and cache.is_file():
         log.info("using cached features %s", cache)
         return _load_cache(cache)
-    backbone = build_backbone(input_size, hed_weights_path(backbone_weights))
-    items, pixels, stats, features = [], [], [], []
-    started = time.monotonic()
-
-    def flush() -> None:
-        if pixels:
-            features.append(np.asarray(backbone(preprocess(np.stack(pixels)), training=False)["features"]))
-            pixels.clear()
-
-    for image_id, image, garments in iter_labeled_garments(data_dir):
-        for g in garments:
-            crop = crop_garment(image, g.region, input_size)
-            color = color_features(crop.garment_pixels)
-            for flipped, view in ((False, crop.pixels), (True, crop.pixels[:, ::-1])):
-                items.append(LabeledCrop(image_id, g.group.value, CATEGORIES.index(g.category),
-                                         COLORS.index(g.color), flipped))  # fmt: skip
-                pixels.append(view)
-                stats.append(color)
-        if len(pixels) >= _BATCH:
-            flush()
-    flush()
-    if not items:
-        raise InvalidInput(f"{data_dir} has no 상의/하의 garment with both a category and a color")
-    log.info("features of %d garment views in %.0f s", len(items), time.monotonic() - started)
-    result = FeatureSet(items, np.concatenate(features), np.stack(stats))
+    result = compute()
     if cache is not None:
         _save_cache(cache, result)
     return result
+
+
+def _featurize(backbone: keras.Model, labelled_crops: Iterable[tuple[GarmentCrop, LabeledCrop]]) -> FeatureSet:
+    """Backbone features and color statistics of each crop and its mirror image, computed in batches.
+
+    Mirroring is the one augmentation that changes neither category nor color; hue or brightness shifts would.
+    """
+    items, views, stats, features = [], [], [], []
+
+    def flush() -> None:
+        if views:
+            features.append(np.asarray(backbone(preprocess(np.stack(views)), training=False)["features"]))
+            views.clear()
+
+    for crop, item in labelled_crops:
+        color = color_features(crop.garment_pixels)
+        for flipped, view in ((False, crop.pixels), (True, crop.pixels[:, ::-1])):
+            items.append(replace(item, flipped=flipped))
+            views.append(view)
+            stats.append(color)
+        if len(views) >= _BATCH:
+            flush()
+    flush()
+    if not items:
+        return FeatureSet([], np.zeros((0, FEATURE_DIM), np.float32), np.zeros((0, COLOR_FEATURES_DIM), np.float32))
+    return FeatureSet(items, np.concatenate(features), np.stack(stats))
 
 
 def merge(*sets: FeatureSet) -> FeatureSet:
@@ -124,40 +151,31 @@ def extract_query_features(
     Photos whose tags name two candidates for a group are left out for that group: the tag cannot say which
     one is visible.
     """
-    if cache is not None and cache.is_file():
-        return _load_cache(cache)
     tags = json.loads((queries_dir / "tags.json").read_text(encoding="utf-8"))
-    backbone = build_backbone(input_size, hed_weights_path(backbone_weights))
-    items, pixels, stats, features = [], [], [], []
-    for image_id, entry in sorted(tags.items()):
-        wanted = {
-            group: parse_category(entry[korean])
-            for korean, group in KOREAN_GROUPS.items()
-            if entry.get(korean) and len(entry.get(f"{korean}_candidates", [entry[korean]])) == 1
-        }
-        path = queries_dir / "images" / f"{image_id}.jpg"
-        if not wanted or not path.is_file():
-            continue
-        image = decode_image(path.read_bytes(), 40_000_000)
-        for group, mask in segmenter.segment(image).items():
-            if group not in wanted:
+
+    def tagged_crops() -> Iterator[tuple[GarmentCrop, LabeledCrop]]:
+        for image_id, entry in sorted(tags.items()):
+            wanted = {
+                group: parse_category(entry[korean])
+                for korean, group in KOREAN_GROUPS.items()
+                if entry.get(korean) and len(entry.get(f"{korean}_candidates", [entry[korean]])) == 1
+            }
+            path = queries_dir / "images" / f"{image_id}.jpg"
+            if not wanted or not path.is_file():
                 continue
-            crop = crop_garment(image, Region(group=group, mask=mask), input_size)
-            for flipped, view in ((False, crop.pixels), (True, crop.pixels[:, ::-1])):
-                items.append(LabeledCrop(f"q{image_id}", group.value, CATEGORIES.index(wanted[group]), NO_COLOR,
-                                         flipped, extra=True))  # fmt: skip
-                pixels.append(view)
-                stats.append(color_features(crop.garment_pixels))
-        if len(pixels) >= _BATCH:
-            features.append(np.asarray(backbone(preprocess(np.stack(pixels)), training=False)["features"]))
-            pixels = []
-    if pixels:
-        features.append(np.asarray(backbone(preprocess(np.stack(pixels)), training=False)["features"]))
-    result = FeatureSet(items, np.concatenate(features), np.stack(stats))
-    log.info("%d extra garment views from %s", len(items), queries_dir)
-    if cache is not None:
-        _save_cache(cache, result)
-    return result
+            image = decode_image(path.read_bytes(), 40_000_000)
+            for group, mask in segmenter.segment(image).items():
+                if group in wanted:
+                    item = LabeledCrop(f"q{image_id}", group.value, CATEGORIES.index(wanted[group]), NO_COLOR,
+                                       extra=True)  # fmt: skip
+                    yield crop_garment(image, Region(group=group, mask=mask), input_size), item
+
+    def compute() -> FeatureSet:
+        result = _featurize(build_backbone(input_size, hed_weights_path(backbone_weights)), tagged_crops())
+        log.info("%d extra garment views from %s", len(result.items), queries_dir)
+        return result
+
+    return _cached(cache, compute)
 
 
 def train_heads(
