@@ -2,6 +2,8 @@
 
 import io
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -12,32 +14,51 @@ from kloset.core.errors import InvalidInput
 Image.MAX_IMAGE_PIXELS = None
 
 
-def decode_image(data: bytes, max_pixels: int, *, apply_exif_orientation: bool = False) -> np.ndarray:
-    """Decode image bytes into an (H, W, 3) uint8 RGB array, or raise InvalidInput saying why not.
-
-    EXIF orientation is applied only on request: K-Fashion polygons are in stored-pixel coordinates.
-    """
-    if not data:
-        raise InvalidInput("image is empty (0 bytes)")
+@contextmanager
+def _untrusted() -> Iterator[None]:
+    """Turn everything PIL can raise on hostile bytes into InvalidInput saying why."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size
-            if width <= 0 or height <= 0:
-                raise InvalidInput(f"image has no pixels ({width}x{height})")
-            if width * height > max_pixels:
-                raise InvalidInput(f"image is {width}x{height} pixels, over the limit of {max_pixels} pixels")
-            image.load()
-            if apply_exif_orientation:
-                image = ImageOps.exif_transpose(image)
-            rgb = image.convert("RGB")
+            yield
     except InvalidInput:
         raise
     except UnidentifiedImageError:
         raise InvalidInput("not an image, or an image format kloset cannot read") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise InvalidInput(f"image is corrupt or truncated: {exc}") from None
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    """Open lazily (header only) and refuse empty, pixel-less or oversized images before any decoding."""
+    if not data:
+        raise InvalidInput("image is empty (0 bytes)")
+    image = Image.open(io.BytesIO(data))
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise InvalidInput(f"image has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise InvalidInput(f"image is {width}x{height} pixels, over the limit of {max_pixels} pixels")
+    return image
+
+
+def image_size(data: bytes, max_pixels: int) -> tuple[int, int]:
+    """(width, height) from the header alone, with decode_image's checks, for when the pixels are not needed."""
+    with _untrusted():
+        return _open(data, max_pixels).size
+
+
+def decode_image(data: bytes, max_pixels: int, *, apply_exif_orientation: bool = False) -> np.ndarray:
+    """Decode image bytes into an (H, W, 3) uint8 RGB array, or raise InvalidInput saying why not.
+
+    EXIF orientation is applied only on request: K-Fashion polygons are in stored-pixel coordinates.
+    """
+    with _untrusted():
+        image = _open(data, max_pixels)
+        image.load()
+        if apply_exif_orientation:
+            image = ImageOps.exif_transpose(image)
+        rgb = image.convert("RGB")
     return np.asarray(rgb, dtype=np.uint8)
 
 

@@ -3,7 +3,7 @@
 from kloset.core.attributes import AttributeClassifier
 from kloset.core.blobs import BlobStore
 from kloset.core.catalog import garment_item_id, read_label
-from kloset.core.images import decode_image
+from kloset.core.images import image_size
 from kloset.core.queue import JobSpec
 from kloset.core.regions import Region
 from kloset.core.store import CatalogGarment, GarmentStore
@@ -33,8 +33,7 @@ class GarmentIndexer:
         Labelled category and color come from the catalog's own annotation; the model fills in what is missing.
         """
         image = self._blobs.get(spec.image_digest)
-        pixels = decode_image(image, self._max_pixels)
-        height, width = pixels.shape[:2]
+        width, height = image_size(image, self._max_pixels)  # classify decodes the pixels, once
         label = (
             read_label(self._blobs.get(spec.label_digest), self._max_label_bytes, width, height)
             if spec.label_digest

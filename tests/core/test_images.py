@@ -48,3 +48,17 @@ def test_decompression_bomb_is_refused_before_decoding():
     assert len(out.getvalue()) < 200_000
     with pytest.raises(InvalidInput, match="20000x20000 pixels, over the limit"):
         decode_image(out.getvalue(), LIMIT)
+
+
+def test_image_size_reads_the_header_with_the_same_checks():
+    from kloset.core.images import image_size
+
+    assert image_size(jpeg(40, 30), LIMIT) == (40, 30)
+    out = io.BytesIO()
+    Image.new("1", (20_000, 20_000)).save(out, format="PNG")
+    with pytest.raises(InvalidInput, match="over the limit"):
+        image_size(out.getvalue(), LIMIT)
+    with pytest.raises(InvalidInput, match="empty"):
+        image_size(b"", LIMIT)
+    with pytest.raises(InvalidInput, match="not an image"):
+        image_size(b"nope", LIMIT)
