@@ -146,33 +146,43 @@ class IngestQueue:
             if backlog >= self._max_backlog:
                 raise Overloaded(f"the queue holds {backlog} unprocessed jobs (limit {self._max_backlog}); retry later")
             job = self._new_job(JobState.QUEUED, spec.item_ids)
-            if content_key:
-                earlier = self._claim_content(content_key, job.job_id)
-                if earlier is not None:
-                    return earlier, True
-            with self._redis.pipeline(transaction=True) as tx:
-                self._write_job(tx, job, spec.fields())
-                tx.xadd(self.stream, {"job_id": job.job_id, **spec.fields()})
-                tx.execute()
+            return self._enqueue_once(job, spec, f"{self.stream}:content:{content_key}" if content_key else "")
         except redis.RedisError as exc:
             raise Unavailable(f"could not queue the job: {exc}") from None
-        return job, False
 
-    def _claim_content(self, content_key: str, job_id: str) -> Job | None:
-        """Make job_id the owner of this content, unless a live earlier job owns it (then return that job)."""
-        key = f"{self.stream}:content:{content_key}"
-        if self._redis.set(key, job_id, nx=True, ex=self._job_ttl_s):
+    def _enqueue_once(self, job: Job, spec: JobSpec, content: str) -> tuple[Job, bool]:
+        """Write the record, the stream entry and the content's owner in one transaction.
+
+        WATCH on the content key makes "is this content already queued?" and "queue it" one step, so a
+        concurrent twin never sees an owner whose job record does not exist yet.
+        """
+        with self._redis.pipeline(transaction=True) as tx:
+            while True:
+                try:
+                    if content:
+                        tx.watch(content)
+                        earlier = self._live_owner(tx.get(content))
+                        if earlier is not None:
+                            return earlier, True
+                    tx.multi()
+                    self._write_job(tx, job, spec.fields())
+                    tx.xadd(self.stream, {"job_id": job.job_id, **spec.fields()})
+                    if content:
+                        tx.set(content, job.job_id, ex=self._job_ttl_s)
+                    tx.execute()
+                    return job, False
+                except redis.WatchError:
+                    continue  # a twin claimed the content meanwhile: look again
+
+    def _live_owner(self, job_id: str | None) -> Job | None:
+        """The earlier job that owns some content, unless it failed or its record expired (then content is free)."""
+        if not job_id:
             return None
-        earlier_id = self._redis.get(key)
-        if earlier_id:
-            try:
-                earlier = self.get_job(earlier_id)
-            except NotFound:
-                earlier = None
-            if earlier is not None and earlier.state is not JobState.FAILED:
-                return earlier
-        self._redis.set(key, job_id, ex=self._job_ttl_s)  # the earlier job failed or expired: try again
-        return None
+        try:
+            earlier = self.get_job(job_id)
+        except NotFound:
+            return None
+        return earlier if earlier.state is not JobState.FAILED else None
 
     def record_skipped(self, item_ids: Sequence[str], reason: str) -> Job:
         """Keep a record of a submission that had nothing to index, so GetJob can explain it."""

@@ -114,3 +114,22 @@ def test_watch_yields_each_change_until_the_job_is_finished(queue):
     queue.complete(delivery, ["0001/top"])
     watcher.join(timeout=5)
     assert seen[0] is JobState.QUEUED and seen[-1] is JobState.DONE and JobState.PROCESSING in seen
+
+
+def test_concurrent_twins_queue_the_content_once(queue):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kloset.core.queue import IngestQueue, connect
+
+    # each thread on its own connection, as separate ingest processes would be
+    url = queue._redis.connection_pool.connection_kwargs["path"]
+    twins = [IngestQueue(connect(f"unix://{url}"), stream=queue.stream) for _ in range(8)]
+    rounds = 40
+    for _ in range(rounds):
+        content = f"content-{time.monotonic_ns()}"
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda q, c=content: q.enqueue(SPEC, content_key=c), twins))
+        originals = {job.job_id for job, duplicate in results if not duplicate}
+        assert len(originals) == 1
+        assert {job.job_id for job, _ in results} == originals  # every twin points at the one queued job
+    assert queue.stats().queued == rounds
