@@ -45,12 +45,12 @@ def tiny_model_dir(tmp_path_factory, sample_catalog) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_segmenter_dir(tmp_path_factory, sample_catalog) -> Path:
-    """The segmenter trained end to end on the synthetic catalog at 64 x 48."""
+    """The segmenter trained end to end on the synthetic catalog at 96 x 64."""
     from kloset.core.segmenter_training import extract_maps, train_segmenter
 
     out = tmp_path_factory.mktemp("segmenter")
-    maps = extract_maps(sample_catalog, 64, 48, None)
-    train_segmenter(maps, height=64, width=48, out_dir=out, epochs=15, source="sample")
+    maps = extract_maps(sample_catalog, 96, 64, None)
+    train_segmenter(maps, height=96, width=64, out_dir=out, epochs=15, source="sample")
     return out
 
 

@@ -70,9 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("what", nargs="?", default="attributes", choices=["attributes", "segmenter"])
     train.add_argument("--data", type=Path, required=True)
     train.add_argument("--out", type=Path, help="default: models/attributes or models/segmenter")
-    train.add_argument("--input-size", type=int, default=160, help="attributes: crop size in pixels")
-    train.add_argument("--height", type=int, default=224, help="segmenter: input height (multiple of 16)")
-    train.add_argument("--width", type=int, default=160, help="segmenter: input width (multiple of 16)")
+    train.add_argument("--input-size", type=int, default=224, help="attributes: crop size in pixels")
+    train.add_argument("--height", type=int, default=224, help="segmenter: input height (multiple of 32)")
+    train.add_argument("--width", type=int, default=160, help="segmenter: input width (multiple of 32)")
     train.add_argument("--epochs", type=int)
     train.add_argument("--validation-percent", type=int, default=15)
     train.add_argument("--seed", type=int, default=0)
@@ -216,8 +216,8 @@ def _train(args, settings) -> int:
     if args.what == "segmenter":
         from kloset.core.segmenter_training import extract_maps, train_segmenter
 
-        if args.height % 16 or args.width % 16:
-            raise CommandError("--height and --width must be multiples of 16")
+        if args.height % 32 or args.width % 32 or args.height <= 0 or args.width <= 0:
+            raise CommandError("--height and --width must be positive multiples of 32")
         maps = extract_maps(args.data, args.height, args.width, settings.backbone_weights, args.cache)
         info = train_segmenter(
             maps, height=args.height, width=args.width, out_dir=args.out or Path("models/segmenter"),

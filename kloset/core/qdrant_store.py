@@ -7,7 +7,7 @@ import numpy as np
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from kloset.core.errors import Unavailable
+from kloset.core.errors import ModelError, Unavailable
 from kloset.core.store import CatalogGarment, Hit, point_id
 
 _KEYWORD_FIELDS = ("item_id", "group", "category", "color", "model_version")
@@ -31,7 +31,21 @@ class QdrantGarmentStore:
             client = QdrantClient(url=url, api_key=api_key) if url else QdrantClient(path=path)
         except RuntimeError as exc:  # local mode: folder already opened by another process
             raise Unavailable(f"cannot open Qdrant local storage at {path}: {exc}") from None
-        return cls(client, collection, dim, local=url is None)
+        try:
+            return cls(client, collection, dim, local=url is None)
+        except Exception:
+            client.close()  # local mode holds the folder's lock until closed
+            raise
+
+    def _check_vector_size(self) -> None:
+        """A collection built by a model with other vectors cannot be searched with this one's: say so at start."""
+        vectors = self._call(self._client.get_collection, self._collection).config.params.vectors
+        size = vectors.size if isinstance(vectors, models.VectorParams) else None
+        if size is not None and size != self._dim:
+            raise ModelError(
+                f"Qdrant collection {self._collection!r} holds {size}-d vectors but the model makes {self._dim}-d: "
+                "index into a new collection (KLOSET_COLLECTION) or delete the old one"
+            )
 
     def close(self) -> None:
         self._client.close()
@@ -52,6 +66,8 @@ class QdrantGarmentStore:
                 self._collection,
                 vectors_config=models.VectorParams(size=self._dim, distance=models.Distance.COSINE),
             )
+        else:
+            self._check_vector_size()
         if self._lock is not None:
             return  # local mode has no payload indexes: it scans every point anyway
         for field in _KEYWORD_FIELDS:

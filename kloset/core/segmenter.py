@@ -1,9 +1,10 @@
-"""Finding the top and the bottom in a photo nobody annotated: a U-Net-style decoder on frozen VGG16 blocks.
+"""Finding the top and the bottom in a photo nobody annotated: a U-Net-style decoder on the frozen backbone.
 
 The original project trained a U-Net (background / top / bottom) on the K-Fashion polygons and cropped the
 largest connected component of each class after a morphological opening; this does the same on the same
-backbone as the attribute model. The photo is letterboxed (aspect kept) to a fixed size; the encoder's
-block3-5 maps feed a small decoder that predicts classes at 1/4 resolution, upsampled back to the photo.
+backbone as the attribute model. The photo is letterboxed (aspect kept) to a fixed size; the encoder's maps
+at 1/4, 1/8, 1/16 and 1/32 feed a small decoder that predicts classes at 1/4 resolution, upsampled back to
+the photo.
 """
 
 import json
@@ -16,7 +17,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from kloset.core.backbone import hed_weights_path, load_vgg16, preprocess
+from kloset.core.backbone import NAME as BACKBONE
+from kloset.core.backbone import STRIDE, TAPS, build_network, default_weights_path, preprocess
 from kloset.core.crop import NEUTRAL_RGB
 from kloset.core.errors import ModelError
 from kloset.core.labels import Group
@@ -28,7 +30,6 @@ WEIGHTS_FILE = "decoder.weights.h5"
 # Outerwear and one-pieces get classes of their own: lumped into background, a coat over a sweater taught the
 # model that garment-looking pixels can be "nothing", and it confused the two.
 CLASSES = ("background", "top", "bottom", "outer", "one_piece")
-SKIPS = ("block3_conv3", "block4_conv3", "block5_conv3")
 # A garment smaller than this share of the photo is noise, not a garment to search for.
 MIN_AREA_FRACTION = 0.01
 
@@ -41,6 +42,7 @@ class SegmenterInfo:
     classes: list[str]
     weights_sha256: str
     training: dict = field(default_factory=dict)
+    backbone: str = ""
 
 
 @dataclass(frozen=True)
@@ -73,36 +75,48 @@ class Letterbox:
         return np.asarray(Image.fromarray(part.astype(np.float32)).resize((photo_width, photo_height), Image.BILINEAR))
 
 
+def check_input_shape(height: int, width: int) -> None:
+    """The decoder retraces the encoder's strides, so both sides must be whole multiples of the largest."""
+    if height % STRIDE or width % STRIDE or height < STRIDE or width < STRIDE:
+        raise ModelError(f"segmenter input {height}x{width}: both sides must be positive multiples of {STRIDE}")
+
+
 def build_encoder(height: int, width: int, weights: Path) -> keras.Model:
-    """Frozen VGG16 blocks 1-5 returning the block3, block4 and block5 feature maps."""
-    vgg = load_vgg16(32, weights, input_shape=(height, width))
-    encoder = keras.Model(vgg.input, [vgg.get_layer(name).output for name in SKIPS], name="encoder")
+    """The frozen backbone returning its maps at 1/4, 1/8, 1/16 and 1/32 of the input, in that order."""
+    check_input_shape(height, width)
+    network = build_network(height, width, weights)
+    encoder = keras.Model(network.input, [network.output[name] for name in TAPS], name="encoder")
     encoder.trainable = False
     return encoder
 
 
-def build_decoder(height: int, width: int) -> keras.Model:
-    """block5 (1/16) + context -> up -> + block4 (1/8) -> up -> + block3 (1/4) -> class logits at 1/4 resolution.
+def build_decoder(height: int, width: int, channels: tuple[int, ...]) -> keras.Model:
+    """1/32 + context -> up -> + 1/16 -> up -> + 1/8 -> up -> + 1/4 -> class logits at 1/4 resolution.
 
-    The dilated convolutions at 1/16 let each pixel see the whole figure: whether a torso region is the top or
+    The dilated convolution at 1/32 lets each pixel see the whole figure: whether a torso region is the top or
     a coat over it depends on what surrounds it.
     """
-    b3 = keras.Input((height // 4, width // 4, 256), name="block3")
-    b4 = keras.Input((height // 8, width // 8, 512), name="block4")
-    b5 = keras.Input((height // 16, width // 16, 512), name="block5")
+    check_input_shape(height, width)
+    inputs = [keras.Input((height // s, width // s, c), name=name)
+              for (name, s), c in zip(TAPS.items(), channels, strict=True)]  # fmt: skip
     conv = keras.layers.Conv2D
-    x = conv(128, 1, activation="relu", name="reduce5")(b5)
-    x = conv(128, 3, padding="same", dilation_rate=2, activation="relu", name="context1")(x)
-    x = conv(128, 3, padding="same", dilation_rate=4, activation="relu", name="context2")(x)
-    x = keras.layers.UpSampling2D(2, interpolation="bilinear", name="up4")(x)
-    x = keras.layers.Concatenate(name="skip4")([x, conv(128, 1, activation="relu", name="reduce4")(b4)])
-    x = conv(128, 3, padding="same", activation="relu", name="fuse4")(x)
-    x = keras.layers.UpSampling2D(2, interpolation="bilinear", name="up3")(x)
-    x = keras.layers.Concatenate(name="skip3")([x, conv(64, 1, activation="relu", name="reduce3")(b3)])
-    x = conv(64, 3, padding="same", activation="relu", name="fuse3")(x)
+    x = conv(128, 1, activation="relu", name="reduce32")(inputs[3])
+    x = conv(128, 3, padding="same", dilation_rate=2, activation="relu", name="context")(x)
+    for (skip, width_), name in zip(
+        ((inputs[2], 128), (inputs[1], 64), (inputs[0], 32)), ("16", "8", "4"), strict=True
+    ):
+        x = keras.layers.UpSampling2D(2, interpolation="bilinear", name=f"up{name}")(x)
+        x = keras.layers.Concatenate(name=f"skip{name}")(
+            [x, conv(width_, 1, activation="relu", name=f"reduce{name}")(skip)]
+        )
+        x = conv(max(width_, 64), 3, padding="same", activation="relu", name=f"fuse{name}")(x)
     x = keras.layers.Dropout(0.2, name="dropout")(x)
     logits = conv(len(CLASSES), 1, name="logits")(x)
-    return keras.Model([b3, b4, b5], logits, name="decoder")
+    return keras.Model(inputs, logits, name="decoder")
+
+
+def encoder_channels(encoder: keras.Model) -> tuple[int, ...]:
+    return tuple(int(shape[-1]) for shape in encoder.output_shape)
 
 
 def save_segmenter(out_dir: Path, decoder: keras.Model, height: int, width: int, training: dict) -> SegmenterInfo:
@@ -111,7 +125,8 @@ def save_segmenter(out_dir: Path, decoder: keras.Model, height: int, width: int,
     path = out_dir / WEIGHTS_FILE
     decoder.save_weights(path)
     sha = file_sha256(path)
-    info = SegmenterInfo(f"segmenter-{height}x{width}-{sha[:10]}", height, width, list(CLASSES), sha, training)
+    info = SegmenterInfo(f"segmenter-{height}x{width}-{sha[:10]}", height, width, list(CLASSES), sha, training,
+                         BACKBONE)  # fmt: skip
     (out_dir / INFO_FILE).write_text(json.dumps(asdict(info), indent=2, ensure_ascii=False) + "\n")
     return info
 
@@ -152,9 +167,13 @@ class Segmenter:
             raise ModelError(f"{path} is not a kloset segmenter description: {exc}") from None
         if info.classes != list(CLASSES):
             raise ModelError(f"segmenter {info.version} has classes {info.classes}, this code {list(CLASSES)}")
-        decoder = build_decoder(info.height, info.width)
+        if info.backbone != BACKBONE:
+            raise ModelError(f"segmenter {info.version} was trained on {info.backbone or 'VGG16'}, "
+                             f"this code runs {BACKBONE}: retrain it")  # fmt: skip
+        encoder = build_encoder(info.height, info.width, default_weights_path(backbone_weights))
+        decoder = build_decoder(info.height, info.width, encoder_channels(encoder))
         load_checked_weights(decoder, model_dir / WEIGHTS_FILE, info.weights_sha256, INFO_FILE)
-        return cls(info, build_encoder(info.height, info.width, hed_weights_path(backbone_weights)), decoder)
+        return cls(info, encoder, decoder)
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
         """(H, W, 3) class probabilities for a photo of any size."""

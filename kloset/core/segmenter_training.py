@@ -13,11 +13,20 @@ import keras
 import numpy as np
 from PIL import Image
 
-from kloset.core.backbone import hed_weights_path, preprocess
+from kloset.core.backbone import NAME as BACKBONE
+from kloset.core.backbone import TAPS, default_weights_path, preprocess
 from kloset.core.crop import garment_mask
 from kloset.core.images import decode_image
 from kloset.core.labels import Group
-from kloset.core.segmenter import CLASSES, Letterbox, SegmenterInfo, build_decoder, build_encoder, save_segmenter
+from kloset.core.segmenter import (
+    CLASSES,
+    Letterbox,
+    SegmenterInfo,
+    build_decoder,
+    build_encoder,
+    check_input_shape,
+    save_segmenter,
+)
 from kloset.core.training import is_validation, iter_labels
 
 log = logging.getLogger(__name__)
@@ -27,7 +36,7 @@ _IGNORE = 255  # letterbox padding: neither trained on nor scored
 @dataclass(frozen=True)
 class SegmentationSet:
     image_ids: list[str]
-    maps: list[np.ndarray]  # block3, block4, block5 maps, (N, h, w, c) float16
+    maps: list[np.ndarray]  # the encoder's maps at 1/4 ... 1/32 (see backbone.TAPS), (N, h, w, c) float16
     targets: np.ndarray  # (N, H/4, W/4) uint8 class ids, _IGNORE on padding
 
 
@@ -55,11 +64,15 @@ def extract_maps(
     data_dir: Path, height: int, width: int, backbone_weights: Path | None, cache: Path | None = None
 ) -> SegmentationSet:
     """Encoder maps and quarter-resolution targets of every annotated photo, reusing a cache file if present."""
+    check_input_shape(height, width)
     if cache is not None and cache.is_file():
         with np.load(cache) as z:
-            return SegmentationSet(list(z["image_ids"]), [z["block3"], z["block4"], z["block5"]], z["targets"])
-    encoder = build_encoder(height, width, hed_weights_path(backbone_weights))
-    ids, batches, targets, pending = [], [[], [], []], [], []
+            backbone = str(z["backbone"]) if "backbone" in z else ""
+            if backbone == BACKBONE and z["targets"].shape[1:] == (height // 4, width // 4):
+                return SegmentationSet(list(z["image_ids"]), [z[name] for name in TAPS], z["targets"])
+        log.info("%s holds maps of another backbone or size: computing them again", cache)
+    encoder = build_encoder(height, width, default_weights_path(backbone_weights))
+    ids, batches, targets, pending = [], [[] for _ in TAPS], [], []
     started = time.monotonic()
 
     def flush() -> None:
@@ -84,8 +97,8 @@ def extract_maps(
     result = SegmentationSet(ids, [np.concatenate(b) for b in batches], np.stack(targets))
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache, image_ids=np.array(ids), block3=result.maps[0], block4=result.maps[1],
-                 block5=result.maps[2], targets=result.targets)  # fmt: skip
+        np.savez(cache, image_ids=np.array(ids), targets=result.targets, backbone=np.array(BACKBONE),
+                 **dict(zip(TAPS, result.maps, strict=True)))  # fmt: skip
     return result
 
 
@@ -110,7 +123,7 @@ def train_segmenter(
     counts = np.bincount(data.targets[train_idx][data.targets[train_idx] != _IGNORE].ravel(), minlength=len(CLASSES))
     class_weights = (1.0 / np.sqrt(np.maximum(counts, 1))).astype(np.float32)
     class_weights /= class_weights[counts > 0].mean()
-    decoder = build_decoder(height, width)
+    decoder = build_decoder(height, width, tuple(m.shape[-1] for m in data.maps))
     decoder.compile(optimizer=keras.optimizers.Adam(1e-3), loss=_weighted_loss(class_weights))
     for epoch in range(epochs):
         rng.shuffle(train_idx)

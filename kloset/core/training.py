@@ -1,4 +1,4 @@
-"""Training the attribute heads on a K-Fashion folder over cached, frozen VGG16 features.
+"""Training the attribute heads on a K-Fashion folder over cached, frozen backbone features.
 
 The backbone is frozen, so its pooled features are computed once per garment and cached; training the heads
 then takes seconds on a CPU. The split is by image id (a hash), so no photo is in both train and validation.
@@ -15,7 +15,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from kloset.core.backbone import FEATURE_DIM, build_backbone, hed_weights_path, preprocess
+from kloset.core.backbone import FEATURE_DIM, FEATURE_LAYOUT, build_backbone, default_weights_path, preprocess
 from kloset.core.color import COLOR_FEATURES_DIM, color_features
 from kloset.core.crop import GarmentCrop, crop_garment
 from kloset.core.errors import InvalidInput
@@ -79,7 +79,7 @@ def extract_features(data_dir: Path, input_size: int, backbone_weights: Path | N
     """Features of every labelled garment (and its mirror image), reusing a matching cache file."""
 
     def compute() -> FeatureSet:
-        backbone = build_backbone(input_size, hed_weights_path(backbone_weights))
+        backbone = build_backbone(input_size, default_weights_path(backbone_weights))
         started = time.monotonic()
         result = _featurize(
             backbone,
@@ -100,8 +100,11 @@ def extract_features(data_dir: Path, input_size: int, backbone_weights: Path | N
 
 def _cached(cache: Path | None, compute: Callable[[], FeatureSet]) -> FeatureSet:
     if cache is not None and cache.is_file():
-        log.info("using cached features %s", cache)
-        return _load_cache(cache)
+        cached = _load_cache(cache)
+        if cached is not None:
+            log.info("using cached features %s", cache)
+            return cached
+        log.info("%s holds another backbone's features: computing them again", cache)
     result = compute()
     if cache is not None:
         _save_cache(cache, result)
@@ -171,7 +174,7 @@ def extract_query_features(
                     yield crop_garment(image, Region(group=group, mask=mask), input_size), item
 
     def compute() -> FeatureSet:
-        result = _featurize(build_backbone(input_size, hed_weights_path(backbone_weights)), tagged_crops())
+        result = _featurize(build_backbone(input_size, default_weights_path(backbone_weights)), tagged_crops())
         log.info("%d extra garment views from %s", len(result.items), queries_dir)
         return result
 
@@ -284,11 +287,15 @@ def _save_cache(path: Path, data: FeatureSet) -> None:
         extra=np.array([i.extra for i in data.items]),
         features=data.features,
         color_stats=data.color_stats,
+        layout=np.array(FEATURE_LAYOUT),
     )
 
 
-def _load_cache(path: Path) -> FeatureSet:
+def _load_cache(path: Path) -> FeatureSet | None:
+    """The cached feature set, or None if it was computed by another backbone."""
     with np.load(path) as z:
+        if "layout" not in z or str(z["layout"]) != FEATURE_LAYOUT:
+            return None
         extra = z["extra"] if "extra" in z else np.zeros(len(z["image_id"]), dtype=bool)
         items = [
             LabeledCrop(str(a), str(g), int(c), int(o), bool(f), bool(e))

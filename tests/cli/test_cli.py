@@ -205,7 +205,7 @@ def test_train_evaluate_and_segment_from_the_command_line(tmp_path, sample_catal
                                    "per_class"} <= set(figures)  # fmt: skip
     assert (tmp_path / "plots" / "confusion_category.png").is_file()
     assert (tmp_path / "plots" / "confusion_color.png").is_file()
-    run(env, "train", "segmenter", "--data", sample_catalog, "--out", tmp_path / "s", "--height", "64", "--width", "48",
+    run(env, "train", "segmenter", "--data", sample_catalog, "--out", tmp_path / "s", "--height", "64", "--width", "32",
         "--epochs", "2")  # fmt: skip
     segmentation = json.loads(
         run(env, "evaluate", "segmenter", "--data", sample_catalog, "--model", tmp_path / "s", "--json").stdout
@@ -213,5 +213,5 @@ def test_train_evaluate_and_segment_from_the_command_line(tmp_path, sample_catal
     assert segmentation["n"] == 30 and {"miou", "iou_top", "iou_bottom", "pixel_accuracy"} <= set(segmentation)
     written = run(env, "segment", sample_catalog / "images" / "0001.jpg", "--out", tmp_path / "seg").stdout.split()
     assert {Path(p).name for p in written} == {"0001_overlay.png", "0001_top.png", "0001_bottom.png"}
-    assert "multiples of 16" in run(env, "train", "segmenter", "--data", sample_catalog, "--height", "50",
+    assert "multiples of 32" in run(env, "train", "segmenter", "--data", sample_catalog, "--height", "50",
                                     check_exit=1).stderr  # fmt: skip

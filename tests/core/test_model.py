@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from kloset.core.attributes import AttributeEngine
+from kloset.core.backbone import EMBEDDING_DIM
 from kloset.core.crop import crop_garment
 from kloset.core.errors import InvalidInput, ModelError
 from kloset.core.images import encode_jpeg
@@ -36,7 +37,7 @@ def test_predictions_respect_the_known_group_and_embeddings_are_unit_length(mode
     assert CATEGORY_GROUP[top.category] is Group.TOP and CATEGORY_GROUP[bottom.category] is Group.BOTTOM
     assert all(CATEGORY_GROUP[label] is Group.TOP for label, _ in top.top_categories)
     assert len(top.top_colors) == 3 and top.top_colors[0][1] >= top.top_colors[1][1]
-    assert top.embedding.shape == (512,)
+    assert top.embedding.shape == (EMBEDDING_DIM,)
     assert np.isclose(np.linalg.norm(top.embedding), 1.0, atol=1e-4)
 
 

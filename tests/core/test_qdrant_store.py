@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from kloset.core.errors import ModelError
 from kloset.core.labels import Group
 from kloset.core.qdrant_store import QdrantGarmentStore
 from kloset.core.store import CatalogGarment, point_id
@@ -52,3 +53,10 @@ def test_retrieve_returns_the_embedding_and_delete_removes(store):
     assert store.retrieve("missing") is None
     store.delete(["a/top", "never-there"])
     assert store.count() == 0
+
+
+def test_a_collection_of_another_vector_size_is_refused_at_open(tmp_path):
+    path = str(tmp_path / "q")
+    QdrantGarmentStore.open(url=None, api_key=None, path=path, collection="g", dim=4).close()
+    with pytest.raises(ModelError, match="holds 4-d vectors but the model makes 8-d"):
+        QdrantGarmentStore.open(url=None, api_key=None, path=path, collection="g", dim=8)

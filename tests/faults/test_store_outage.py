@@ -20,14 +20,20 @@ from tests.faults.conftest import report
 
 
 class OutageStore:
-    """The real store, except that writes fail until `until` (monotonic seconds)."""
+    """The real store, except that writes fail for `outage_s` seconds from the first write attempt.
 
-    def __init__(self, store, until: float) -> None:
+    The clock starts at the first write, not at set-up, so how long loading the model takes cannot shrink the
+    outage to nothing."""
+
+    def __init__(self, store, outage_s: float) -> None:
         self._store = store
-        self.until = until
+        self._outage_s = outage_s
+        self.until: float | None = None
         self.refused = 0
 
     def upsert(self, garments):
+        if self.until is None:
+            self.until = time.monotonic() + self._outage_s
         if time.monotonic() < self.until:
             self.refused += 1
             raise Unavailable("Qdrant did not answer: simulated outage")
@@ -46,7 +52,7 @@ def setup(redis_url, tmp_path, tiny_model_dir, sample_catalog):
         blobs = BlobStore(tmp_path / "blobs")
         real = QdrantGarmentStore.open(url=None, api_key=None, path=str(tmp_path / "q"), collection="g",
                                        dim=EMBEDDING_DIM)  # fmt: skip
-        store = OutageStore(real, time.monotonic() + outage_s)
+        store = OutageStore(real, outage_s)
         catalog = CatalogIngest(queue, blobs, max_pixels=1_000_000, max_label_bytes=1_000_000)
         job_ids = []
         for i in range(1, photos + 1):
@@ -84,6 +90,9 @@ def run_until(queue, job_ids, done, timeout_s=60.0):
 def test_jobs_retry_through_an_outage_and_are_never_acknowledged_unstored(setup):
     queue, store, real, job_ids, stop, threads = setup(max_deliveries=8, outage_s=1.0)
     try:
+        deadline = time.monotonic() + 60
+        while store.until is None and time.monotonic() < deadline:
+            time.sleep(0.01)
         while time.monotonic() < store.until:  # during the outage nothing may be acknowledged
             assert all(queue.get_job(j).state is not JobState.DONE for j in job_ids)
             time.sleep(0.05)

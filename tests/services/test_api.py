@@ -9,6 +9,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from kloset.core.backbone import EMBEDDING_DIM
 from kloset.core.images import encode_jpeg
 from kloset.v1 import (
     attribute_pb2,
@@ -101,7 +102,7 @@ def test_classify_returns_group_category_color_top3_and_embedding(stubs, sample_
     assert (top.group, bottom.group) == (garment_pb2.GARMENT_GROUP_TOP, garment_pb2.GARMENT_GROUP_BOTTOM)
     assert len(top.top_categories) == 3 and len(top.top_colors) == 3
     assert top.category == top.top_categories[0].label
-    assert len(top.embedding) == 512 and abs(np.linalg.norm(top.embedding) - 1) < 1e-3
+    assert len(top.embedding) == EMBEDDING_DIM and abs(np.linalg.norm(top.embedding) - 1) < 1e-3
     assert response.model_version.startswith("attributes-32px-")
 
 
