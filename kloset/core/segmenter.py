@@ -30,6 +30,8 @@ WEIGHTS_FILE = "decoder.weights.h5"
 # Outerwear and one-pieces get classes of their own: lumped into background, a coat over a sweater taught the
 # model that garment-looking pixels can be "nothing", and it confused the two.
 CLASSES = ("background", "top", "bottom", "outer", "one_piece")
+# How masks are made from the weights; part of the reported version, as changing it changes the masks.
+INFERENCE = "mirror-avg"
 # A garment smaller than this share of the photo is noise, not a garment to search for.
 MIN_AREA_FRACTION = 0.01
 
@@ -153,7 +155,7 @@ class Segmenter:
 
     @property
     def version(self) -> str:
-        return self.info.version
+        return f"{self.info.version}+{INFERENCE}"
 
     @classmethod
     def load(cls, model_dir: Path, backbone_weights: Path | None = None) -> "Segmenter":
@@ -179,11 +181,15 @@ class Segmenter:
         """(H, W, 3) class probabilities for a photo of any size."""
         height, width = pixels.shape[:2]
         box = Letterbox.fit(height, width, self.info.height, self.info.width)
-        batch = preprocess(box.apply(pixels, self.info.height, self.info.width)[None])
+        placed = box.apply(pixels, self.info.height, self.info.width)
+        # The photo and its mirror image in one batch, their answers averaged (mirroring was the training
+        # augmentation, so the model should agree with itself; where it does not, averaging hedges).
+        batch = preprocess(np.stack([placed, placed[:, ::-1]]))
         with self._lock:
-            logits = np.asarray(self._decoder(self._encoder(batch, training=False), training=False))[0]
+            logits = np.asarray(self._decoder(self._encoder(batch, training=False), training=False))
         probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
         probs /= probs.sum(axis=-1, keepdims=True)
+        probs = (probs[0] + probs[1][:, ::-1]) / 2
         full = [
             np.asarray(Image.fromarray(probs[..., c].astype(np.float32)).resize(
                 (self.info.width, self.info.height), Image.BILINEAR))
