@@ -71,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", type=Path, required=True)
     train.add_argument("--out", type=Path, help="default: models/attributes or models/segmenter")
     train.add_argument("--input-size", type=int, default=224, help="attributes: crop size in pixels")
-    train.add_argument("--height", type=int, default=224, help="segmenter: input height (multiple of 32)")
-    train.add_argument("--width", type=int, default=160, help="segmenter: input width (multiple of 32)")
+    train.add_argument("--height", type=int, default=320, help="segmenter: input height (multiple of 32)")
+    train.add_argument("--width", type=int, default=224, help="segmenter: input width (multiple of 32)")
     train.add_argument("--epochs", type=int)
     train.add_argument("--validation-percent", type=int, default=15)
     train.add_argument("--seed", type=int, default=0)
@@ -221,7 +221,7 @@ def _train(args, settings) -> int:
         maps = extract_maps(args.data, args.height, args.width, settings.backbone_weights, args.cache)
         info = train_segmenter(
             maps, height=args.height, width=args.width, out_dir=args.out or Path("models/segmenter"),
-            epochs=args.epochs or 30, validation_percent=args.validation_percent, seed=args.seed,
+            epochs=args.epochs or 40, validation_percent=args.validation_percent, seed=args.seed,
             source=args.data.name,
         )  # fmt: skip
     else:
