@@ -216,8 +216,6 @@ def _train(args, settings) -> int:
     if args.what == "segmenter":
         from kloset.core.segmenter_training import extract_maps, train_segmenter
 
-        if args.height % 32 or args.width % 32 or args.height <= 0 or args.width <= 0:
-            raise CommandError("--height and --width must be positive multiples of 32")
         maps = extract_maps(args.data, args.height, args.width, settings.backbone_weights, args.cache)
         info = train_segmenter(
             maps, height=args.height, width=args.width, out_dir=args.out or Path("models/segmenter"),

@@ -55,7 +55,7 @@ class ModelInfo:
 def build_heads(feature_sample: np.ndarray | None = None) -> keras.Model:
     """Category head: dense layers over the backbone's pooled features. Color head: over the garment's Lab histogram.
 
-    Pooled activations of different blocks differ in scale by orders of magnitude, so they are standardised
+    Pooled activations differ in scale more than tenfold from channel to channel, so they are standardised
     first; feature_sample (training features) sets the standardisation, which is saved with the weights.
     """
     features = keras.Input((FEATURE_DIM,), name="features")

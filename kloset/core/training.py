@@ -296,7 +296,7 @@ def _load_cache(path: Path) -> FeatureSet | None:
     with np.load(path) as z:
         if "layout" not in z or str(z["layout"]) != FEATURE_LAYOUT:
             return None
-        extra = z["extra"] if "extra" in z else np.zeros(len(z["image_id"]), dtype=bool)
+        extra = z["extra"]
         items = [
             LabeledCrop(str(a), str(g), int(c), int(o), bool(f), bool(e))
             for a, g, c, o, f, e in zip(
