@@ -11,18 +11,18 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from kloset.core.attributes import AttributeClassifier, AttributeEngine
-from kloset.core.backbone import EMBEDDING_DIM
-from kloset.core.blobs import BlobStore
-from kloset.core.catalog import CatalogIngest
+from kloset.core.classifier import AttributeClassifier, AttributeEngine
 from kloset.core.config import Role, Settings
-from kloset.core.embedded_redis import EmbeddedRedis
-from kloset.core.indexing import GarmentIndexer
-from kloset.core.model import AttributeModel
-from kloset.core.qdrant_store import QdrantGarmentStore
-from kloset.core.queue import IngestQueue, connect
-from kloset.core.search import SearchEngine
-from kloset.core.segmenter import Segmenter
+from kloset.core.index.indexing import GarmentIndexer
+from kloset.core.index.qdrant_store import QdrantGarmentStore
+from kloset.core.index.search import SearchEngine
+from kloset.core.ingest.blobs import BlobStore
+from kloset.core.ingest.catalog import CatalogIngest
+from kloset.core.ingest.embedded_redis import EmbeddedRedis
+from kloset.core.ingest.queue import IngestQueue, connect
+from kloset.core.models.attributes import AttributeModel
+from kloset.core.models.backbone import EMBEDDING_DIM
+from kloset.core.models.segmenter import Segmenter
 from kloset.services.attribute.client import RemoteAttributeClassifier
 from kloset.services.attribute.servicer import SERVICE_NAME as ATTRIBUTE_SERVICE
 from kloset.services.attribute.servicer import AttributeServicer

@@ -4,12 +4,12 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from kloset.core.attributes import GarmentPrediction
-from kloset.core.labels import Group
-from kloset.core.queue import DeadLetter, Job, JobState
-from kloset.core.regions import Region, make_box, make_polygon
-from kloset.core.search import GarmentResults, SearchFilter
-from kloset.core.store import Hit
+from kloset.core.garments.labels import Group
+from kloset.core.garments.regions import Region, make_box, make_polygon
+from kloset.core.index.search import GarmentResults, SearchFilter
+from kloset.core.index.store import Hit
+from kloset.core.ingest.queue import DeadLetter, Job, JobState
+from kloset.core.models.predictions import GarmentPrediction
 from kloset.v1 import attribute_pb2, garment_pb2, ingest_pb2, search_pb2
 
 _GROUPS = {Group.TOP: garment_pb2.GARMENT_GROUP_TOP, Group.BOTTOM: garment_pb2.GARMENT_GROUP_BOTTOM}

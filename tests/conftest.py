@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from kloset.core.config import Role, Settings
-from kloset.core.embedded_redis import EmbeddedRedis
-from kloset.core.queue import IngestQueue, connect
+from kloset.core.ingest.embedded_redis import EmbeddedRedis
+from kloset.core.ingest.queue import IngestQueue, connect
 
 CCP_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "ccp"
 TINY_INPUT_SIZE = 32
@@ -25,7 +25,7 @@ def ccp_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def sample_catalog(tmp_path_factory) -> Path:
-    from kloset.core.sample import write_sample_catalog
+    from kloset.core.garments.sample import write_sample_catalog
 
     root = tmp_path_factory.mktemp("sample")
     write_sample_catalog(root, n=30, seed=1)
@@ -35,7 +35,7 @@ def sample_catalog(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, sample_catalog) -> Path:
     """Heads trained end to end on the synthetic catalog at 32 px: the real code path, in seconds."""
-    from kloset.core.training import extract_features, train_heads
+    from kloset.core.models.training import extract_features, train_heads
 
     out = tmp_path_factory.mktemp("model")
     features = extract_features(sample_catalog, TINY_INPUT_SIZE, None, None)
@@ -46,7 +46,7 @@ def tiny_model_dir(tmp_path_factory, sample_catalog) -> Path:
 @pytest.fixture(scope="session")
 def tiny_segmenter_dir(tmp_path_factory, sample_catalog) -> Path:
     """The segmenter trained end to end on the synthetic catalog at 96 x 64."""
-    from kloset.core.segmenter_training import extract_maps, train_segmenter
+    from kloset.core.models.segmenter_training import extract_maps, train_segmenter
 
     out = tmp_path_factory.mktemp("segmenter")
     maps = extract_maps(sample_catalog, 96, 64, None)

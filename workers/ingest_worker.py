@@ -4,8 +4,8 @@ import logging
 import threading
 
 from kloset.core.errors import InvalidInput, NotFound, Unavailable
-from kloset.core.indexing import GarmentIndexer
-from kloset.core.queue import Delivery, IngestQueue
+from kloset.core.index.indexing import GarmentIndexer
+from kloset.core.ingest.queue import Delivery, IngestQueue
 
 log = logging.getLogger(__name__)
 _MAX_BACKOFF_S = 30.0

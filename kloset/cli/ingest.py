@@ -18,7 +18,7 @@ import grpc
 
 from kloset.cli.client import Clients, CommandError, rpc_message
 from kloset.cli.progress import Progress
-from kloset.core.folders import CatalogPhoto, scan_catalog
+from kloset.core.garments.folders import CatalogPhoto, scan_catalog
 from kloset.v1 import ingest_pb2
 
 _SUBMITTERS = 4

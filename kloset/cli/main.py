@@ -144,7 +144,7 @@ def _dispatch(args, settings) -> int:
     if args.command == "health":
         return _health(clients, args.role)
     if args.command == "sample":
-        from kloset.core.sample import write_sample_catalog
+        from kloset.core.garments.sample import write_sample_catalog
 
         paths = write_sample_catalog(args.dir, args.n, args.seed)
         print(f"wrote {len(paths)} photos with K-Fashion labels under {args.dir}")
@@ -214,7 +214,7 @@ def _health(clients: Clients, roles: str) -> int:
 def _train(args, settings) -> int:
     logging.basicConfig(level="INFO", format="%(message)s")
     if args.what == "segmenter":
-        from kloset.core.segmenter_training import extract_maps, train_segmenter
+        from kloset.core.models.segmenter_training import extract_maps, train_segmenter
 
         maps = extract_maps(args.data, args.height, args.width, settings.backbone_weights, args.cache)
         info = train_segmenter(
@@ -223,12 +223,12 @@ def _train(args, settings) -> int:
             source=args.data.name,
         )  # fmt: skip
     else:
-        from kloset.core.training import extract_features, train_heads
+        from kloset.core.models.training import extract_features, train_heads
 
         features = extract_features(args.data, args.input_size, settings.backbone_weights, args.cache)
         if args.queries:
-            from kloset.core.segmenter import Segmenter
-            from kloset.core.training import extract_query_features, merge
+            from kloset.core.models.segmenter import Segmenter
+            from kloset.core.models.training import extract_query_features, merge
 
             segmenter = Segmenter.load(settings.segmenter_dir, settings.backbone_weights)
             cache = args.cache.with_name(f"{args.cache.stem}-queries.npz") if args.cache else None
@@ -247,8 +247,8 @@ def _evaluate(args, settings) -> int:
     if not (args.data / "labels").is_dir():
         raise CommandError(f"{args.data} is not a K-Fashion folder (no labels/)")
     if args.what == "segmenter":
-        from kloset.core.segmenter import Segmenter
-        from kloset.core.segmenter_training import evaluate_segmenter
+        from kloset.core.models.segmenter import Segmenter
+        from kloset.core.models.segmenter_training import evaluate_segmenter
 
         segmenter = Segmenter.load(args.model or settings.segmenter_dir, settings.backbone_weights)
         figures = evaluate_segmenter(segmenter, args.data, args.split)
@@ -262,14 +262,14 @@ def _evaluate(args, settings) -> int:
 
 
 def _evaluate_attributes(args, settings) -> dict:
-    from kloset.core.evaluation import evaluate_attributes
-    from kloset.core.labels import CATEGORIES, COLORS
-    from kloset.core.model import AttributeModel
+    from kloset.core.garments.labels import CATEGORIES, COLORS
+    from kloset.core.models.attributes import AttributeModel
+    from kloset.core.models.evaluation import evaluate_attributes
 
     model = AttributeModel.load(args.model or settings.model_dir, settings.backbone_weights)
     figures, matrices = evaluate_attributes(model, args.data, args.split)
     if args.plots:
-        from kloset.core.plots import save_confusion
+        from kloset.core.models.plots import save_confusion
 
         for head, labels in (("category", CATEGORIES), ("color", COLORS)):
             title = f"{head}, {figures['n']} garments ({args.split}), {model.version}"
@@ -278,9 +278,9 @@ def _evaluate_attributes(args, settings) -> dict:
 
 
 def _segment(args, settings) -> int:
-    from kloset.core.images import decode_image
-    from kloset.core.plots import save_segmentation
-    from kloset.core.segmenter import Segmenter
+    from kloset.core.garments.images import decode_image
+    from kloset.core.models.plots import save_segmentation
+    from kloset.core.models.segmenter import Segmenter
 
     segmenter = Segmenter.load(settings.segmenter_dir, settings.backbone_weights)
     pixels = decode_image(args.image.read_bytes(), settings.max_image_pixels, apply_exif_orientation=True)

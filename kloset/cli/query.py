@@ -7,8 +7,8 @@ import grpc
 
 from kloset.cli.client import Clients, CommandError, rpc_message
 from kloset.core.errors import InvalidInput
-from kloset.core.kfashion import parse_label
-from kloset.core.regions import Region, make_box
+from kloset.core.garments.kfashion import parse_label
+from kloset.core.garments.regions import Region, make_box
 from kloset.services.convert import regions_to_proto
 from kloset.v1 import attribute_pb2, garment_pb2, search_pb2
 

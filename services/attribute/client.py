@@ -6,8 +6,8 @@ import grpc
 from kloset.services.convert import prediction_from_proto, regions_to_proto
 from kloset.services.status import core_error
 
-from kloset.core.attributes import Classification
-from kloset.core.regions import Region
+from kloset.core.classifier import Classification
+from kloset.core.garments.regions import Region
 from kloset.v1 import attribute_pb2, attribute_pb2_grpc
 
 

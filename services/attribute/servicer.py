@@ -4,7 +4,7 @@ import grpc
 from kloset.services.convert import prediction_to_proto, regions_from_proto
 from kloset.services.status import grpc_errors
 
-from kloset.core.attributes import AttributeClassifier
+from kloset.core.classifier import AttributeClassifier
 from kloset.v1 import attribute_pb2, attribute_pb2_grpc
 
 SERVICE_NAME = attribute_pb2.DESCRIPTOR.services_by_name["AttributeService"].full_name

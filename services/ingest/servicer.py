@@ -6,9 +6,9 @@ import grpc
 from kloset.services.convert import dead_letter_to_proto, job_to_proto
 from kloset.services.status import grpc_errors, grpc_stream_errors, status_code
 
-from kloset.core.catalog import CatalogIngest, Submission
 from kloset.core.errors import KlosetError
-from kloset.core.queue import IngestQueue
+from kloset.core.ingest.catalog import CatalogIngest, Submission
+from kloset.core.ingest.queue import IngestQueue
 from kloset.v1 import ingest_pb2, ingest_pb2_grpc
 
 SERVICE_NAME = ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name

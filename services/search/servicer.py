@@ -4,7 +4,7 @@ import grpc
 from kloset.services.convert import filter_from_proto, regions_from_proto, results_to_proto
 from kloset.services.status import grpc_errors
 
-from kloset.core.search import SearchEngine
+from kloset.core.index.search import SearchEngine
 from kloset.v1 import search_pb2, search_pb2_grpc
 
 SERVICE_NAME = search_pb2.DESCRIPTOR.services_by_name["SearchService"].full_name

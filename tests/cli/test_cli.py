@@ -126,7 +126,7 @@ def test_sample_writes_a_k_fashion_folder(tmp_path):
 
 
 def test_dlq_list_retry_and_purge(kloset, ingested):
-    from kloset.core.queue import IngestQueue, JobSpec, connect
+    from kloset.core.ingest.queue import IngestQueue, JobSpec, connect
 
     env, _ = ingested
     settings = kloset.settings
@@ -155,7 +155,7 @@ def test_ingest_backs_off_while_the_queue_is_full_and_submits_everything(tmp_pat
     import threading
 
     from kloset.core.config import Role
-    from kloset.core.queue import IngestQueue, connect
+    from kloset.core.ingest.queue import IngestQueue, connect
     from kloset.program import Program
     from tests.conftest import client_env, role_settings
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from kloset.core.sample import write_sample_catalog
+from kloset.core.garments.sample import write_sample_catalog
 from kloset.v1 import ingest_pb2
 from tests.faults.conftest import KLOSET, Serve, report
 

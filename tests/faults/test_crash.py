@@ -3,8 +3,8 @@
 import time
 from collections import Counter
 
-from kloset.core.queue import IngestQueue, connect
-from kloset.core.sample import write_sample_catalog
+from kloset.core.garments.sample import write_sample_catalog
+from kloset.core.ingest.queue import IngestQueue, connect
 from kloset.v1 import ingest_pb2
 from tests.faults.conftest import Serve, report, stored_item_ids, submit_request, wait_until_drained
 

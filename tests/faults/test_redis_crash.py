@@ -2,8 +2,8 @@
 
 import grpc
 
-from kloset.core.embedded_redis import EmbeddedRedis
-from kloset.core.sample import write_sample_catalog
+from kloset.core.garments.sample import write_sample_catalog
+from kloset.core.ingest.embedded_redis import EmbeddedRedis
 from kloset.v1 import ingest_pb2
 from tests.faults.conftest import Serve, report, stored_item_ids, submit_request, wait_until_drained
 

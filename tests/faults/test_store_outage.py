@@ -7,15 +7,15 @@ from collections import Counter
 import pytest
 from kloset.workers.ingest_worker import IngestWorker
 
-from kloset.core.attributes import AttributeEngine
-from kloset.core.backbone import EMBEDDING_DIM
-from kloset.core.blobs import BlobStore
-from kloset.core.catalog import CatalogIngest, Submission
+from kloset.core.classifier import AttributeEngine
 from kloset.core.errors import Unavailable
-from kloset.core.indexing import GarmentIndexer
-from kloset.core.model import AttributeModel
-from kloset.core.qdrant_store import QdrantGarmentStore
-from kloset.core.queue import IngestQueue, JobState, connect
+from kloset.core.index.indexing import GarmentIndexer
+from kloset.core.index.qdrant_store import QdrantGarmentStore
+from kloset.core.ingest.blobs import BlobStore
+from kloset.core.ingest.catalog import CatalogIngest, Submission
+from kloset.core.ingest.queue import IngestQueue, JobState, connect
+from kloset.core.models.attributes import AttributeModel
+from kloset.core.models.backbone import EMBEDDING_DIM
 from tests.faults.conftest import report
 
 

@@ -9,8 +9,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from kloset.core.backbone import EMBEDDING_DIM
-from kloset.core.images import encode_jpeg
+from kloset.core.garments.images import encode_jpeg
+from kloset.core.models.backbone import EMBEDDING_DIM
 from kloset.v1 import (
     attribute_pb2,
     attribute_pb2_grpc,

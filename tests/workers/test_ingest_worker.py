@@ -5,15 +5,15 @@ import threading
 import pytest
 from kloset.workers.ingest_worker import IngestWorker
 
-from kloset.core.attributes import AttributeEngine
-from kloset.core.backbone import EMBEDDING_DIM
-from kloset.core.blobs import BlobStore
-from kloset.core.catalog import CatalogIngest, Submission
+from kloset.core.classifier import AttributeEngine
 from kloset.core.errors import Unavailable
-from kloset.core.indexing import GarmentIndexer
-from kloset.core.model import AttributeModel
-from kloset.core.qdrant_store import QdrantGarmentStore
-from kloset.core.queue import JobState
+from kloset.core.index.indexing import GarmentIndexer
+from kloset.core.index.qdrant_store import QdrantGarmentStore
+from kloset.core.ingest.blobs import BlobStore
+from kloset.core.ingest.catalog import CatalogIngest, Submission
+from kloset.core.ingest.queue import JobState
+from kloset.core.models.attributes import AttributeModel
+from kloset.core.models.backbone import EMBEDDING_DIM
 
 
 class FlakyStore:

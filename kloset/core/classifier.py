@@ -1,0 +1,52 @@
+"""Classifying the garments of one image: decode, crop each region, run the attribute model."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from kloset.core.garments.crop import crop_garment
+from kloset.core.garments.images import decode_image
+from kloset.core.garments.regions import Region, fit_region
+from kloset.core.models.predictions import GarmentPrediction
+
+if TYPE_CHECKING:  # the models pull in TensorFlow; clients of this module's types must not pay for it
+    from kloset.core.models.attributes import AttributeModel
+    from kloset.core.models.segmenter import Segmenter
+
+
+@dataclass(frozen=True)
+class Classification:
+    garments: list[GarmentPrediction]
+    model_version: str
+
+
+class AttributeClassifier(Protocol):
+    """Category, color and embedding per garment; served in-process or by the attribute service."""
+
+    def classify(self, image: bytes, regions: Sequence[Region]) -> Classification:
+        """Classify each region of the image (no regions: the whole image is one garment)."""
+
+
+class AttributeEngine:
+    """The in-process AttributeClassifier: the attribute role's work, and everyone's in `kloset serve`."""
+
+    def __init__(self, model: "AttributeModel", max_pixels: int, segmenter: "Segmenter | None" = None) -> None:
+        self._model = model
+        self._max_pixels = max_pixels
+        self._segmenter = segmenter
+
+    @property
+    def model_version(self) -> str:
+        return self._model.version
+
+    def classify(self, image: bytes, regions: Sequence[Region]) -> Classification:
+        # A phone photo without regions is shown upright; annotated regions refer to the stored pixels.
+        pixels = decode_image(image, self._max_pixels, apply_exif_orientation=not regions)
+        height, width = pixels.shape[:2]
+        fitted = [fit_region(r, width, height, f"garment {i + 1}") for i, r in enumerate(regions)]
+        if not fitted and self._segmenter is not None:
+            fitted = self._segmenter.regions(pixels)  # a street photo: one garment per group found
+        fitted = fitted or [Region()]
+        crops = [crop_garment(pixels, region, self._model.input_size) for region in fitted]
+        predictions = self._model.predict(crops, [region.group for region in fitted])
+        return Classification(garments=predictions, model_version=self._model.version)

@@ -1,0 +1,1 @@
+"""The catalog as vectors: the store interface and its backends, indexing, search and ranking."""

@@ -1,0 +1,93 @@
+"""Accepting catalog photos: validate everything a caller can get wrong, store the bytes, queue the job."""
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import PurePath
+
+from kloset.core.errors import InvalidInput
+from kloset.core.garments.images import decode_image
+from kloset.core.garments.kfashion import KFashionLabel, parse_label
+from kloset.core.garments.regions import fit_region
+from kloset.core.ingest.blobs import BlobStore
+from kloset.core.ingest.queue import IngestQueue, Job, JobSpec
+
+_ITEM_ID = re.compile(r"^[\w.\-:@+]+(?:/[\w.\-:@+]+)*$")
+MAX_ITEM_ID_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class Submission:
+    image: bytes
+    label_json: bytes = b""
+    item_id: str = ""
+    filename: str = ""
+
+
+def garment_item_id(item_id: str, group: str) -> str:
+    """The id of one garment of a catalog photo, e.g. 0001/top."""
+    return f"{item_id}/{group}"
+
+
+def check_item_id(item_id: str) -> str:
+    """Return item_id if it is usable as a catalog id, else raise InvalidInput saying what is allowed."""
+    if not item_id or len(item_id) > MAX_ITEM_ID_LENGTH or not _ITEM_ID.match(item_id):
+        raise InvalidInput(
+            f"item id {item_id!r} is not valid: use 1-{MAX_ITEM_ID_LENGTH} letters, digits and . - _ : @ + "
+            "in parts separated by /"
+        )
+    return item_id
+
+
+def read_label(label_json: bytes, max_bytes: int, width: int, height: int) -> KFashionLabel:
+    """Parse a K-Fashion label and check it belongs to a width x height image."""
+    if len(label_json) > max_bytes:
+        raise InvalidInput(f"label is {len(label_json)} bytes, over the limit of {max_bytes}")
+    label = parse_label(label_json)
+    if (label.width and label.width != width) or (label.height and label.height != height):
+        raise InvalidInput(
+            f"label is for a {label.width}x{label.height} image ({label.file_name}), "
+            f"but the image is {width}x{height}: is it the label of another image?"
+        )
+    for garment in label.garments:
+        fit_region(garment.region, width, height, f"{garment.group.value} garment")
+    return label
+
+
+class CatalogIngest:
+    """Submit catalog photos: nothing is queued unless the photo and its label are usable."""
+
+    def __init__(self, queue: IngestQueue, blobs: BlobStore, *, max_pixels: int, max_label_bytes: int) -> None:
+        """Validation limits come from Settings; the backlog limit lives in the queue."""
+        self._queue = queue
+        self._blobs = blobs
+        self._max_pixels = max_pixels
+        self._max_label_bytes = max_label_bytes
+
+    def submit(self, submission: Submission) -> tuple[Job, bool]:
+        """Validate and queue one photo; returns (job, duplicate). Exactly the same bytes are not queued twice."""
+        pixels = decode_image(submission.image, self._max_pixels)
+        height, width = pixels.shape[:2]
+        label = (
+            read_label(submission.label_json, self._max_label_bytes, width, height) if submission.label_json else None
+        )
+        item_id = check_item_id(
+            submission.item_id
+            or (PurePath(submission.filename).stem if submission.filename else "")
+            or (label.stem if label and label.stem else "")
+            or hashlib.sha256(submission.image).hexdigest()[:16]
+        )
+        if label is not None and not label.garments:
+            groups = ", ".join(label.unindexed_groups) or "no garment"
+            reason = f"nothing to index: the label has only {groups} (no 상의/하의)"
+            return self._queue.record_skipped([], reason), False
+        image_digest = self._blobs.put(submission.image)
+        label_digest = self._blobs.put(submission.label_json) if label is not None else ""
+        spec = JobSpec(
+            image_digest=image_digest,
+            label_digest=label_digest,
+            item_id=item_id,
+            filename=submission.filename or (label.file_name if label and label.file_name else ""),
+            item_ids=tuple(garment_item_id(item_id, g.group.value) for g in label.garments) if label else (),
+        )
+        return self._queue.enqueue(spec, content_key=f"{image_digest}:{label_digest}")

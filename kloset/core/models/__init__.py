@@ -1,0 +1,1 @@
+"""Networks and their lifecycle: backbone, attribute model, segmenter, training and evaluation."""

@@ -1,0 +1,228 @@
+"""The multi-output attribute model: image backbone -> shared dense layers -> category, color, embedding.
+
+Only the heads are trained and shipped (models/attributes/heads.weights.h5 + model.json); the backbone's
+ImageNet weights come from a package at install time (see backbone). model.json records the version that every
+indexed garment carries.
+"""
+
+import hashlib
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from kloset.core.errors import ModelError
+from kloset.core.garments.color import COLOR_FEATURES_DIM, color_features
+from kloset.core.garments.crop import GarmentCrop
+from kloset.core.garments.labels import CATEGORIES, CATEGORY_GROUP, COLORS, Group
+from kloset.core.models.backbone import (
+    EMBEDDING_DIM,
+    FEATURE_DIM,
+    FEATURE_LAYOUT,
+    build_backbone,
+    default_weights_path,
+    preprocess,
+)
+from kloset.core.models.predictions import GarmentPrediction
+
+INFO_FILE = "model.json"
+HEADS_FILE = "heads.weights.h5"
+# How predictions are made from the weights; part of the version stored with every garment, because changing
+# it changes the embeddings as much as new weights would.
+INFERENCE = "mirror-avg"
+_TOP_N = 3
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What model.json says about a set of head weights; load() refuses weights that do not fit the code."""
+
+    version: str
+    input_size: int
+    categories: list[str]
+    colors: list[str]
+    color_features_dim: int
+    embedding_dim: int
+    heads_sha256: str
+    features: str = ""
+    training: dict = field(default_factory=dict)
+
+
+def build_heads(feature_sample: np.ndarray | None = None) -> keras.Model:
+    """Category head: dense layers over the backbone's pooled features. Color head: over the garment's Lab histogram.
+
+    Pooled activations differ in scale more than tenfold from channel to channel, so they are standardised
+    first; feature_sample (training features) sets the standardisation, which is saved with the weights.
+    """
+    features = keras.Input((FEATURE_DIM,), name="features")
+    color_stats = keras.Input((COLOR_FEATURES_DIM,), name="color_stats")
+    standardize = keras.layers.Normalization(name="standardize")
+    if feature_sample is not None:
+        standardize.adapt(feature_sample)
+    else:
+        standardize.build((None, FEATURE_DIM))
+    decay = keras.regularizers.l2(1e-3)
+    shared = keras.layers.Dropout(0.5, name="input_dropout")(standardize(features))
+    shared = keras.layers.Dense(256, activation="relu", kernel_regularizer=decay, name="shared_1")(shared)
+    shared = keras.layers.Dropout(0.5, name="shared_dropout")(shared)
+    category = keras.layers.Dense(len(CATEGORIES), activation="softmax", kernel_regularizer=decay, name="category")(
+        shared
+    )
+    # Measured on the validation split: color from the Lab histogram alone beats histogram + deep features
+    # (0.759 vs 0.728 with the earlier VGG16); pooled deep features blur hue, so the color branch does not read them.
+    stats = keras.layers.Dense(256, activation="relu", name="color_stats_1")(color_stats)
+    stats = keras.layers.Dropout(0.5, name="color_dropout")(stats)
+    stats = keras.layers.Dense(128, activation="relu", name="color_1")(stats)
+    color = keras.layers.Dense(len(COLORS), activation="softmax", name="color")(stats)
+    return keras.Model([features, color_stats], {"category": category, "color": color}, name="heads")
+
+
+def build_attribute_network(backbone: keras.Model, heads: keras.Model) -> keras.Model:
+    """image + color statistics -> category, color, L2-normalised embedding, as one Keras model."""
+    size = backbone.input_shape[1]
+    image = keras.Input((size, size, 3), name="image")
+    color_stats = keras.Input((COLOR_FEATURES_DIM,), name="color_stats")
+    features = backbone(image)["features"]
+    outputs = dict(heads([features, color_stats]))
+    outputs["embedding"] = keras.layers.UnitNormalization(name="embedding")(features)
+    return keras.Model([image, color_stats], outputs, name="kloset_attributes")
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in chunks; ties weight files to their descriptions."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_checked_weights(model: keras.Model, path: Path, sha256: str, described_in: str) -> None:
+    """Load weights only if the file is there and is the one its description names; else a clear ModelError."""
+    if not path.is_file():
+        raise ModelError(f"{path} is missing")
+    if file_sha256(path) != sha256:
+        raise ModelError(f"{path} does not match the checksum in {described_in}: the files were mixed up")
+    try:
+        model.load_weights(path)
+    except (ValueError, OSError, KeyError) as exc:
+        raise ModelError(f"{path} does not fit this code: {exc}") from None
+
+
+def save_heads(model_dir: Path, heads: keras.Model, input_size: int, training: dict) -> ModelInfo:
+    """Write heads.weights.h5 and model.json; the version is derived from the weights' content."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    heads_path = model_dir / HEADS_FILE
+    heads.save_weights(heads_path)
+    sha = file_sha256(heads_path)
+    info = ModelInfo(
+        version=f"attributes-{input_size}px-{sha[:10]}",
+        input_size=input_size,
+        categories=list(CATEGORIES),
+        colors=list(COLORS),
+        color_features_dim=COLOR_FEATURES_DIM,
+        embedding_dim=EMBEDDING_DIM,
+        heads_sha256=sha,
+        training=training,
+        features=FEATURE_LAYOUT,
+    )
+    (model_dir / INFO_FILE).write_text(json.dumps(asdict(info), indent=2, ensure_ascii=False) + "\n")
+    return info
+
+
+def read_info(model_dir: Path) -> ModelInfo:
+    """Read and check model.json against the code's label lists and feature sizes."""
+    path = model_dir / INFO_FILE
+    if not path.is_file():
+        raise ModelError(f"no attribute model at {model_dir}: {INFO_FILE} is missing (train one with `kloset train`)")
+    try:
+        info = ModelInfo(**json.loads(path.read_text()))
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise ModelError(f"{path} is not a kloset model description: {exc}") from None
+    mismatches = [
+        name
+        for name, theirs, ours in (
+            ("categories", info.categories, list(CATEGORIES)),
+            ("colors", info.colors, list(COLORS)),
+            ("color_features_dim", info.color_features_dim, COLOR_FEATURES_DIM),
+            ("embedding_dim", info.embedding_dim, EMBEDDING_DIM),
+            ("features", info.features, FEATURE_LAYOUT),
+        )
+        if theirs != ours
+    ]
+    if mismatches:
+        raise ModelError(f"model {info.version} does not match this code ({', '.join(mismatches)} differ): retrain it")
+    return info
+
+
+class AttributeModel:
+    """Loaded weights plus the code to run them; safe to share between threads."""
+
+    def __init__(self, info: ModelInfo, network: keras.Model) -> None:
+        self.info = info
+        self._network = network
+        self._lock = threading.Lock()
+
+    @property
+    def version(self) -> str:
+        return f"{self.info.version}+{INFERENCE}"
+
+    @property
+    def input_size(self) -> int:
+        return self.info.input_size
+
+    @classmethod
+    def load(cls, model_dir: Path, backbone_weights: Path | None = None) -> "AttributeModel":
+        """Load model.json + heads; raise ModelError with a clear message if anything is missing or off."""
+        info = read_info(model_dir)
+        heads = build_heads()
+        load_checked_weights(heads, model_dir / HEADS_FILE, info.heads_sha256, INFO_FILE)
+        backbone = build_backbone(info.input_size, default_weights_path(backbone_weights))
+        return cls(info, build_attribute_network(backbone, heads))
+
+    def predict(self, crops: Sequence[GarmentCrop], groups: Sequence[Group | None]) -> list[GarmentPrediction]:
+        """Classify and embed crops; a known group restricts the category to that group's classes."""
+        if not crops:
+            return []
+        # Each crop and its mirror image (the training augmentation) in one batch; their answers are averaged.
+        pixels = np.stack([c.pixels for c in crops])
+        images = preprocess(np.concatenate([pixels, pixels[:, :, ::-1]]))
+        stats = np.stack([color_features(c.garment_pixels) for c in crops])
+        with self._lock:
+            out = self._network([images, np.concatenate([stats, stats])], training=False)
+        n = len(crops)
+        category_p = _mean_of_views(out["category"], n)
+        color_p = _mean_of_views(out["color"], n)
+        embedding = _mean_of_views(out["embedding"], n)
+        embedding /= np.maximum(np.linalg.norm(embedding, axis=1, keepdims=True), 1e-12)
+        return [_prediction(category_p[i], color_p[i], embedding[i], groups[i]) for i in range(len(crops))]
+
+
+def _mean_of_views(values, n: int) -> np.ndarray:
+    values = np.asarray(values)
+    return (values[:n] + values[n:]) / 2
+
+
+def _prediction(category_p: np.ndarray, color_p: np.ndarray, embedding: np.ndarray, group: Group | None):
+    if group is None:
+        group = CATEGORY_GROUP[CATEGORIES[int(np.argmax(category_p))]]
+    in_group = [i for i, c in enumerate(CATEGORIES) if CATEGORY_GROUP[c] == group]
+    category_p = category_p[in_group] / max(float(category_p[in_group].sum()), 1e-12)
+    group_categories = [CATEGORIES[i] for i in in_group]
+    return GarmentPrediction(
+        group=group,
+        category=group_categories[int(np.argmax(category_p))],
+        color=COLORS[int(np.argmax(color_p))],
+        top_categories=_top(category_p, group_categories),
+        top_colors=_top(color_p, COLORS),
+        embedding=embedding.astype(np.float32),
+    )
+
+
+def _top(probabilities: np.ndarray, labels: Sequence[str]) -> list[tuple[str, float]]:
+    order = np.argsort(probabilities, kind="stable")[::-1][:_TOP_N]
+    return [(labels[i], float(probabilities[i])) for i in order]

@@ -1,0 +1,123 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from kloset.core.errors import InvalidInput
+from kloset.core.garments.crop import garment_mask
+from kloset.core.garments.kfashion import label_document, parse_label
+from kloset.core.garments.labels import Group
+
+TRIANGLE = np.array([[10.0, 10.0], [50.0, 10.0], [30.0, 40.0]])
+SQUARE = np.array([[60.0, 50.0], [90.0, 50.0], [90.0, 90.0], [60.0, 90.0]])
+
+
+def doc(**garments):
+    return label_document("x.jpg", 100, 120, garments or {"상의": ([TRIANGLE], "블라우스", "화이트")})
+
+
+def test_parses_groups_polygons_and_korean_labels():
+    label = parse_label(
+        json.dumps(doc(상의=([TRIANGLE, SQUARE], "블라우스", "화이트"), 하의=([SQUARE], "청바지", "네이비")))
+    )
+    assert (label.file_name, label.width, label.height, label.stem) == ("x.jpg", 100, 120, "x")
+    top, bottom = label.garments
+    assert (top.group, top.category, top.color) == (Group.TOP, "blouse", "white")
+    assert len(top.region.polygons) == 2
+    np.testing.assert_array_equal(top.region.polygons[0], TRIANGLE)
+    assert (bottom.group, bottom.category, bottom.color) == (Group.BOTTOM, "jeans", "navy")
+
+
+def test_outer_and_one_piece_only_has_no_garments_to_index():
+    label = parse_label(json.dumps(doc(원피스=([SQUARE], "드레스", "블랙"), 아우터=([TRIANGLE], "코트", "블랙"))))
+    assert label.garments == ()
+    assert set(label.unindexed_groups) == {"아우터", "원피스"}
+
+
+def test_rect_is_used_when_a_group_has_no_polygon():
+    d = doc()
+    details = d["데이터셋 정보"]["데이터셋 상세설명"]
+    details["폴리곤좌표"]["상의"] = [{}]
+    label = parse_label(d)
+    assert label.garments[0].region.box is not None
+
+
+def test_missing_labels_leave_category_and_color_to_the_model():
+    d = doc()
+    d["데이터셋 정보"]["데이터셋 상세설명"]["라벨링"]["상의"] = [{}]
+    garment = parse_label(d).garments[0]
+    assert garment.category is None and garment.color is None
+
+
+def _with_polygon(entry):
+    d = doc()
+    d["데이터셋 정보"]["데이터셋 상세설명"]["폴리곤좌표"]["상의"] = [entry]
+    return json.dumps(d)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"\xff\xfe not json", "not valid UTF-8 JSON"),
+        (b"[1, 2]", "JSON object"),
+        (b'{"images": []}', "no '데이터셋 정보'"),
+        (json.dumps({"데이터셋 정보": []}), "'데이터셋 정보' must be an object"),
+        (_with_polygon({"X좌표1": 1.0, "Y좌표1": 1.0, "X좌표2": 5.0, "Y좌표2": 5.0}), "at least 3"),
+        (_with_polygon({"X좌표1": "1", "Y좌표1": 1.0}), "must be a number"),
+        (_with_polygon({"X좌표1": 1.0, "Y좌표1": 1.0, "X좌표2": 5.0}), "do not pair up"),
+        (_with_polygon({"x": 1.0}), "unexpected key"),
+        (
+            _with_polygon(
+                {"X좌표1": 1.0, "Y좌표1": 1.0, "X좌표2": 5.0, "Y좌표2": float("nan"), "X좌표3": 9, "Y좌표3": 9}
+            ),
+            "NaN",
+        ),
+    ],
+)
+def test_bad_labels_name_their_problem(data, message):
+    with pytest.raises(InvalidInput, match=message):
+        parse_label(data)
+
+
+def test_unknown_category_and_color_names():
+    with pytest.raises(InvalidInput, match="unknown category '턱시도'"):
+        parse_label(json.dumps(doc(상의=([TRIANGLE], "턱시도", "화이트"))))
+    with pytest.raises(InvalidInput, match="unknown color '마젠타'"):
+        parse_label(json.dumps(doc(상의=([TRIANGLE], "블라우스", "마젠타"))))
+
+
+def test_ccp_photo_0001_as_checked_by_hand(ccp_dir):
+    label = parse_label((ccp_dir / "labels" / "0001.json").read_bytes())
+    top, bottom = label.garments
+    assert (top.category, top.color, len(top.region.polygons)) == ("blouse", "white", 3)
+    assert (bottom.category, bottom.color, len(bottom.region.polygons)) == ("skirt", "black", 1)
+    np.testing.assert_array_equal(top.region.polygons[0][:2], [[276, 140], [279, 144]])
+    np.testing.assert_array_equal(bottom.region.polygons[0][:2], [[248, 329], [246, 331]])
+    assert label.unindexed_groups == ("아우터",)
+    mask = garment_mask(label.height, label.width, bottom.region)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    assert (cols[0], rows[0], cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1) == (246, 329, 91, 146)  # 렉트좌표
+
+
+def test_ccp_masks_match_rects_and_pixel_counts(ccp_dir):
+    """Rasterised polygons reproduce each garment's rect (±1 px) and kept pixel count (±12 %)."""
+    kept = {
+        (row["image_id"], row["group"]): int(row["kept_px"])
+        for row in csv.DictReader((ccp_dir / "manifest.csv").open(encoding="utf-8"))
+    }
+    checked = 0
+    for path in sorted((ccp_dir / "labels").glob("*.json"))[:60]:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        rects = raw["데이터셋 정보"]["데이터셋 상세설명"]["렉트좌표"]
+        label = parse_label(raw)
+        for garment in label.garments:
+            korean = "상의" if garment.group is Group.TOP else "하의"
+            mask = garment_mask(label.height, label.width, garment.region)
+            rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+            rect = rects[korean][0]
+            assert abs(cols[0] - rect["X좌표"]) <= 1 and abs(rows[0] - rect["Y좌표"]) <= 1
+            assert abs((cols[-1] - cols[0] + 1) - rect["가로"]) <= 2
+            assert abs(mask.sum() / kept[(path.stem, korean)] - 1) < 0.12
+            checked += 1
+    assert checked > 50

@@ -1,0 +1,31 @@
+import pytest
+
+from kloset.core.errors import InvalidInput
+from kloset.core.garments.labels import CATEGORIES, COLORS, Group, categories_of, parse_category, parse_color
+
+
+def test_vocabulary_sizes_match_k_fashion():
+    assert len(CATEGORIES) == 12
+    assert len(COLORS) == 21
+    assert categories_of(Group.TOP) == ("top", "blouse", "knitwear", "shirt", "t_shirt", "bra_top", "hoodie")
+    assert categories_of(Group.BOTTOM) == ("skirt", "jeans", "pants", "leggings", "jogger_pants")
+
+
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [("블라우스", "blouse"), ("티셔츠", "t_shirt"), ("조거팬츠", "jogger_pants"), ("T_Shirt", "t_shirt")],
+)
+def test_categories_accept_korean_names_and_codes(name, code):
+    assert parse_category(name) == code
+
+
+@pytest.mark.parametrize(("name", "code"), [("스카이블루", "sky_blue"), ("네이비", "navy"), ("navy", "navy")])
+def test_colors_accept_korean_names_and_codes(name, code):
+    assert parse_color(name) == code
+
+
+def test_unknown_names_are_rejected_with_the_name():
+    with pytest.raises(InvalidInput, match="'tuxedo'"):
+        parse_category("tuxedo")
+    with pytest.raises(InvalidInput, match="'마젠타'"):
+        parse_color("마젠타")

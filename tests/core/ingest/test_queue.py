@@ -1,0 +1,135 @@
+import time
+
+from kloset.core.ingest.queue import JobSpec, JobState
+
+SPEC = JobSpec(image_digest="ab" * 32, label_digest="", item_id="0001", filename="0001.jpg", item_ids=("0001/top",))
+
+
+def test_enqueue_read_complete(queue):
+    job, _ = queue.enqueue(SPEC)
+    assert queue.get_job(job.job_id).state is JobState.QUEUED
+    assert queue.stats().queued == 1
+    [delivery] = queue.read("w1", block_ms=100)
+    assert delivery.job_id == job.job_id and delivery.spec == SPEC and delivery.deliveries == 1
+    queue.mark_processing(delivery)
+    stats = queue.stats()
+    assert (stats.queued, stats.pending) == (0, 1)
+    queue.complete(delivery, ["0001/top"])
+    assert queue.get_job(job.job_id).state is JobState.DONE
+    stats = queue.stats()
+    assert (stats.queued, stats.pending, stats.dead_lettered) == (0, 0, 0)
+    assert queue.read("w1", block_ms=50) == []
+
+
+def test_a_consumer_rereads_its_own_unacknowledged_jobs_first(queue):
+    first, _ = queue.enqueue(SPEC)
+    queue.enqueue(SPEC)
+    [delivery] = queue.read("w1", block_ms=100)
+    assert delivery.job_id == first.job_id
+    # w1 "restarts": the same consumer name gets its pending job again before anything new
+    [again] = queue.read("w1", block_ms=100)
+    assert again.job_id == first.job_id and again.deliveries == 2  # re-reads count towards the limit
+
+
+def test_jobs_of_a_dead_consumer_are_claimed_after_the_idle_time(queue):
+    job, _ = queue.enqueue(SPEC)
+    queue.read("dead", block_ms=100)
+    assert queue.read("alive", block_ms=50) == []  # not idle long enough yet
+    time.sleep(0.3)
+    [claimed] = queue.read("alive", block_ms=50)
+    assert claimed.job_id == job.job_id and claimed.deliveries == 2
+
+
+def test_fail_moves_the_job_to_the_dead_letters_with_its_reason(queue):
+    job, _ = queue.enqueue(SPEC)
+    [delivery] = queue.read("w1", block_ms=100)
+    queue.fail(delivery, "image is corrupt")
+    record = queue.get_job(job.job_id)
+    assert (record.state, record.error) == (JobState.FAILED, "image is corrupt")
+    stats = queue.stats()
+    assert (stats.queued, stats.pending, stats.dead_lettered) == (0, 0, 1)
+
+
+def test_delivery_limit(queue):
+    queue.enqueue(SPEC)
+    delivery = None
+    for _ in range(4):
+        time.sleep(0.25)
+        [delivery] = queue.read("w1", block_ms=50)
+    assert queue.exhausted(delivery)
+
+
+def test_entries_deleted_from_the_stream_are_not_delivered_forever(queue):
+    queue.enqueue(SPEC)
+    [delivery] = queue.read("w1", block_ms=100)
+    queue._redis.xdel(queue.stream, delivery.entry_id)  # e.g. trimmed by an operator
+    assert queue.read("w1", block_ms=50) == []
+    assert queue.stats().pending == 0
+
+
+def test_skipped_submissions_are_recorded_but_never_queued(queue):
+    job = queue.record_skipped([], "only 원피스")
+    assert queue.get_job(job.job_id).state is JobState.SKIPPED
+    assert queue.stats().queued == 0
+
+
+def test_dead_letters_can_be_listed_retried_and_purged(queue):
+    jobs = [queue.enqueue(SPEC)[0] for _ in range(3)]
+    for _ in jobs:
+        [delivery] = queue.read("w1", block_ms=100)
+        queue.fail(delivery, f"broken {delivery.job_id}")
+    letters, total = queue.dead_letters()
+    assert total == 3 and [letter.job_id for letter in letters] == [j.job_id for j in jobs]
+    assert letters[0].error == f"broken {jobs[0].job_id}" and letters[0].spec == SPEC
+    assert queue.retry_dead_letters([jobs[0].job_id]) == 1
+    assert queue.get_job(jobs[0].job_id).state is JobState.QUEUED
+    stats = queue.stats()
+    assert (stats.queued, stats.dead_lettered) == (1, 2)
+    [delivery] = queue.read("w2", block_ms=100)
+    assert delivery.job_id == jobs[0].job_id
+    assert queue.purge_dead_letters(everything=True) == 2
+    assert queue.stats().dead_lettered == 0
+
+
+def test_retrying_an_unknown_dead_letter_is_not_found(queue):
+    import pytest
+
+    from kloset.core.errors import NotFound
+
+    with pytest.raises(NotFound, match="no dead letter"):
+        queue.retry_dead_letters(["nope"])
+
+
+def test_watch_yields_each_change_until_the_job_is_finished(queue):
+    import threading
+
+    job, _ = queue.enqueue(SPEC)
+    seen = []
+    watcher = threading.Thread(target=lambda: seen.extend(j.state for j in queue.watch(job.job_id, lambda: True, 0.02)))
+    watcher.start()
+    time.sleep(0.1)
+    [delivery] = queue.read("w1", block_ms=100)
+    queue.mark_processing(delivery)
+    time.sleep(0.1)
+    queue.complete(delivery, ["0001/top"])
+    watcher.join(timeout=5)
+    assert seen[0] is JobState.QUEUED and seen[-1] is JobState.DONE and JobState.PROCESSING in seen
+
+
+def test_concurrent_twins_queue_the_content_once(queue):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kloset.core.ingest.queue import IngestQueue, connect
+
+    # each thread on its own connection, as separate ingest processes would be
+    url = queue._redis.connection_pool.connection_kwargs["path"]
+    twins = [IngestQueue(connect(f"unix://{url}"), stream=queue.stream) for _ in range(8)]
+    rounds = 40
+    for _ in range(rounds):
+        content = f"content-{time.monotonic_ns()}"
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda q, c=content: q.enqueue(SPEC, content_key=c), twins))
+        originals = {job.job_id for job, duplicate in results if not duplicate}
+        assert len(originals) == 1
+        assert {job.job_id for job, _ in results} == originals  # every twin points at the one queued job
+    assert queue.stats().queued == rounds
