@@ -1,0 +1,1 @@
+"""Benchmarks: commands that measure kloset and print JSON figures."""
