@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 
 from kloset.core.classifier import AttributeClassifier, AttributeEngine
 from kloset.core.config import Role, Settings
+from kloset.core.garments.color import COLOR_VECTOR_DIM
+from kloset.core.index.garment_images import GarmentImages
 from kloset.core.index.indexing import GarmentIndexer
+from kloset.core.index.outfits import OutfitFinder
 from kloset.core.index.qdrant_store import QdrantGarmentStore
 from kloset.core.index.search import SearchEngine
 from kloset.core.ingest.blobs import BlobStore
@@ -52,12 +55,17 @@ class Program:
             classifier = self._classifier() if self.roles & {Role.ATTRIBUTE, Role.SEARCH, Role.WORKER} else None
             store = self._store() if self.roles & {Role.SEARCH, Role.WORKER} else None
             queue = self._queue() if self.roles & {Role.INGEST, Role.WORKER} else None
-            blobs = BlobStore(s.blob_root) if self.roles & {Role.INGEST, Role.WORKER} else None
+            blobs = BlobStore(s.blob_root) if self.roles & {Role.INGEST, Role.SEARCH, Role.WORKER} else None
             if Role.ATTRIBUTE in self.roles:
                 self._serve(Role.ATTRIBUTE, AttributeServicer(classifier).register, [ATTRIBUTE_SERVICE])
             if Role.SEARCH in self.roles:
-                engine = SearchEngine(classifier, store, s.top_k)
-                self._serve(Role.SEARCH, SearchServicer(engine).register, [SEARCH_SERVICE])
+                engine = SearchEngine(
+                    classifier, store, s.top_k, policy=s.filter_policy, weights=s.ranking_weights,
+                    candidates=s.search_candidates,
+                )  # fmt: skip
+                outfits = OutfitFinder(engine, store, similar=s.outfit_similar)
+                images = GarmentImages(store, blobs, s.max_image_pixels)
+                self._serve(Role.SEARCH, SearchServicer(engine, outfits, images).register, [SEARCH_SERVICE])
             if Role.INGEST in self.roles:
                 catalog = CatalogIngest(queue, blobs, max_pixels=s.max_image_pixels, max_label_bytes=s.max_label_bytes)
                 self._serve(Role.INGEST, IngestServicer(catalog, queue).register, [INGEST_SERVICE])
@@ -74,10 +82,10 @@ class Program:
     def _classifier(self) -> AttributeClassifier:
         s = self.settings
         if Role.ATTRIBUTE in self.roles:
-            model = AttributeModel.load(s.model_dir, s.backbone_weights)
+            model = AttributeModel.load(s.model_dir, s.backbone_weights, s.inference_batch_size)
             segmenter = Segmenter.load(s.segmenter_dir, s.backbone_weights)
             log.info("attribute model %s, segmenter %s", model.version, segmenter.version)
-            return AttributeEngine(model, s.max_image_pixels, segmenter)
+            return AttributeEngine(model, s.max_image_pixels, segmenter, max_garments=s.max_garments_per_request)
         remote = RemoteAttributeClassifier(s.attribute_addr, max_message_bytes=s.max_message_bytes)
         self._closers.append(remote.close)
         return remote
@@ -90,6 +98,7 @@ class Program:
             path=str(s.qdrant_local_path),
             collection=s.collection,
             dim=EMBEDDING_DIM,
+            color_dim=COLOR_VECTOR_DIM,
         )
         self._closers.append(store.close)
         return store

@@ -38,10 +38,17 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("image", type=Path, nargs="?")
     search.add_argument("--item", help="search with a catalog garment, e.g. 0001/top")
     _add_region_flags(search)
-    search.add_argument("--top-k", type=int, default=0, help="results per garment (default: the server's)")
-    search.add_argument("--category", action="append", help="restrict to this category (repeatable)")
-    search.add_argument("--color", action="append", help="restrict to this color (repeatable)")
-    search.add_argument("--json", action="store_true")
+    _add_result_flags(search)
+    search.add_argument("--policy", choices=["strict", "soft", "none"], help="filter policy (default: the server's)")
+    search.add_argument("--offset", type=int, default=0, help="skip this many results (paging)")
+    search.add_argument("--min-score", type=float, help="leave out results scoring below this")
+    search.add_argument("--group-by-photo", action="store_true", help="at most one result per catalog photo")
+
+    outfit = commands.add_parser("outfit", help="complete the look: bottoms for a top, tops for a bottom")
+    outfit.add_argument("image", type=Path, nargs="?")
+    outfit.add_argument("--item", help="complete the look of a catalog garment, e.g. 0001/top")
+    _add_region_flags(outfit)
+    _add_result_flags(outfit)
 
     classify = commands.add_parser("classify", help="category, color and top-3 of each garment of a photo")
     classify.add_argument("image", type=Path)
@@ -96,6 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_result_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--top-k", type=int, default=0, help="results per garment (default: the server's)")
+    parser.add_argument("--category", action="append", help="restrict to this category (repeatable)")
+    parser.add_argument("--color", action="append", help="restrict to this color (repeatable)")
+    parser.add_argument("--sheet", type=Path, help="also write a contact sheet PNG of the results here")
+    parser.add_argument("--json", action="store_true")
+
+
 def _add_region_flags(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--label", type=Path, help="K-Fashion label JSON with the garments' polygons")
@@ -133,6 +148,10 @@ def _dispatch(args, settings) -> int:
         from kloset.cli.query import run_search
 
         return run_search(clients, args)
+    if args.command == "outfit":
+        from kloset.cli.query import run_outfit
+
+        return run_outfit(clients, args)
     if args.command == "classify":
         from kloset.cli.query import run_classify
 

@@ -1,4 +1,4 @@
-"""`kloset search` and `kloset classify`: ask the services about one photo or one catalog item."""
+"""`kloset search`, `kloset outfit` and `kloset classify`: ask the services about one photo or catalog item."""
 
 import json
 from pathlib import Path
@@ -12,9 +12,20 @@ from kloset.core.garments.regions import Region, make_box
 from kloset.services.convert import regions_to_proto
 from kloset.v1 import attribute_pb2, garment_pb2, search_pb2
 
+TIMEOUT_S = 120
+POLICIES = {
+    "strict": search_pb2.FILTER_POLICY_STRICT,
+    "soft": search_pb2.FILTER_POLICY_SOFT,
+    "none": search_pb2.FILTER_POLICY_NONE,
+}
+
 
 def _group_name(value: int) -> str:
     return garment_pb2.GarmentGroup.Name(value).removeprefix("GARMENT_GROUP_").lower()
+
+
+def _policy_name(value: int) -> str:
+    return search_pb2.FilterPolicy.Name(value).removeprefix("FILTER_POLICY_").lower()
 
 
 def _regions(args) -> list[Region]:
@@ -41,43 +52,117 @@ def _read(path: Path) -> bytes:
         raise CommandError(f"cannot read {path}: {exc.strerror}") from None
 
 
+def _query(args) -> tuple[str, bytes]:
+    """The catalog item or the photo to ask about; exactly one of them."""
+    if args.item and args.image:
+        raise CommandError("give either an IMAGE or --item, not both")
+    if not args.item and not args.image:
+        raise CommandError("give an IMAGE to search with, or --item ITEM_ID")
+    return args.item or "", _read(args.image) if args.image else b""
+
+
+def _options(args) -> search_pb2.SearchOptions:
+    if args.offset < 0:
+        raise CommandError("--offset must be 0 or more")
+    options = search_pb2.SearchOptions(offset=args.offset, group_by_photo=args.group_by_photo)
+    if args.policy:
+        options.policy = POLICIES[args.policy]
+    if args.min_score is not None:
+        options.min_score = args.min_score
+    return options
+
+
 def run_search(clients: Clients, args) -> int:
     stub = clients.search()
+    item, image = _query(args)
     search_filter = search_pb2.SearchFilter(categories=args.category or [], colors=args.color or [])
     try:
-        if args.item:
-            if args.image:
-                raise CommandError("give either an IMAGE or --item, not both")
-            response = stub.SearchByItem(
-                search_pb2.SearchByItemRequest(item_id=args.item, filter=search_filter, top_k=args.top_k), timeout=120
+        if item:
+            request = search_pb2.SearchByItemRequest(
+                item_id=item, filter=search_filter, top_k=args.top_k, options=_options(args)
             )
+            response = stub.SearchByItem(request, timeout=TIMEOUT_S)
         else:
-            if not args.image:
-                raise CommandError("give an IMAGE to search with, or --item ITEM_ID")
             request = search_pb2.SearchByImageRequest(
-                image=_read(args.image), garments=regions_to_proto(_regions(args)), filter=search_filter,
-                top_k=args.top_k,
+                image=image, garments=regions_to_proto(_regions(args)), filter=search_filter, top_k=args.top_k,
+                options=_options(args),
             )  # fmt: skip
-            response = stub.SearchByImage(request, timeout=120)
+            response = stub.SearchByImage(request, timeout=TIMEOUT_S)
     except grpc.RpcError as exc:
         raise CommandError(rpc_message(exc)) from None
-    garments = [_garment_json(g) for g in response.garments]
+    return _answer(clients, args, [_garment_json(g) for g in response.garments], item, image)
+
+
+def run_outfit(clients: Clients, args) -> int:
+    item, image = _query(args)
+    regions = _regions(args)
+    if item and regions:
+        raise CommandError("--label and --box describe a photo; they cannot go with --item")
+    if len(regions) > 1:
+        raise CommandError("kloset outfit takes one garment: give --box, or a label with a single garment")
+    search_filter = search_pb2.SearchFilter(categories=args.category or [], colors=args.color or [])
+    request = search_pb2.CompleteLookRequest(item_id=item, image=image, top_k=args.top_k, filter=search_filter)
+    if regions:
+        request.garment.CopyFrom(regions_to_proto(regions)[0])
+    try:
+        response = clients.search().CompleteLook(request, timeout=TIMEOUT_S)
+    except grpc.RpcError as exc:
+        raise CommandError(rpc_message(exc)) from None
+    return _answer(clients, args, [_garment_json(g) for g in response.garments], item, image)
+
+
+def _answer(clients: Clients, args, garments: list[dict], item: str, image: bytes) -> int:
+    if args.sheet:
+        _write_sheet(clients, args.sheet, garments, item, image)
     if args.json:
         print(json.dumps({"garments": garments}, ensure_ascii=False))
-    else:
-        for g in garments:
-            print(f"{g['group']}: {g['category']}, {g['color']}  (filter {g['filter']})")
-            for rank, hit in enumerate(g["results"], start=1):
-                print(f"  {rank:2d}. {hit['item_id']:<24} {hit['score']:.3f}  {hit['category']}, {hit['color']}")
+        return 0
+    for g in garments:
+        relaxed = f", relaxed: {g['relaxation']}" if g["relaxed"] else ""
+        print(f"{g['group']}: {g['category']}, {g['color']}  ({g['policy']}, filter {g['filter']}{relaxed})")
+        for rank, hit in enumerate(g["results"], start=1 + getattr(args, "offset", 0)):
+            support = f"  support {hit['support']}" if hit["support"] else ""
+            print(f"  {rank:2d}. {hit['item_id']:<24} {hit['score']:.3f}  {hit['category']}, {hit['color']}{support}")
+    if args.sheet:
+        print(f"contact sheet: {args.sheet}")
     return 0
 
 
+def _write_sheet(clients: Clients, path: Path, garments: list[dict], item: str, image: bytes) -> None:
+    from kloset.cli.sheet import write_contact_sheet
+
+    wanted = list(dict.fromkeys([*([item] if item else []), *(h["item_id"] for g in garments for h in g["results"])]))
+    crops: dict[str, bytes] = {}
+    try:
+        for start in range(0, len(wanted), 100):  # the service answers at most 100 a call
+            request = search_pb2.GetGarmentImagesRequest(item_ids=wanted[start : start + 100], max_side=256)
+            for crop in clients.search().GetGarmentImages(request, timeout=TIMEOUT_S).images:
+                crops[crop.item_id] = crop.jpeg
+    except grpc.RpcError as exc:
+        raise CommandError(f"cannot fetch the garments' images for the sheet: {rpc_message(exc)}") from None
+    if item:
+        crops["query"] = crops.get(item, b"")
+    title = f"query: {item}" if item else ""
+    write_contact_sheet(path, garments, crops, query_image=image or None, title=title)
+
+
+def _scores(scores) -> list[dict]:
+    return [{"label": s.label, "probability": round(s.probability, 4)} for s in scores]
+
+
 def _garment_json(g: search_pb2.GarmentResults) -> dict:
+    box = g.box if g.HasField("box") else None
     return {
         "group": _group_name(g.group),
         "category": g.category,
         "color": g.color,
         "filter": {"category": list(g.filter.categories), "color": list(g.filter.colors)},
+        "policy": _policy_name(g.policy),
+        "relaxed": g.relaxed,
+        "relaxation": g.relaxation,
+        "box": {"x": box.x, "y": box.y, "width": box.width, "height": box.height} if box else None,
+        "top_categories": _scores(g.top_categories),
+        "top_colors": _scores(g.top_colors),
         "results": [
             {
                 "item_id": h.item_id,
@@ -86,6 +171,10 @@ def _garment_json(g: search_pb2.GarmentResults) -> dict:
                 "category": h.category,
                 "color": h.color,
                 "source": h.source,
+                "photo_id": h.photo_id,
+                "visual_similarity": round(h.visual_similarity, 6),
+                "color_similarity": round(h.color_similarity, 6),
+                "support": h.support,
             }
             for h in g.results
         ],
@@ -95,7 +184,7 @@ def _garment_json(g: search_pb2.GarmentResults) -> dict:
 def run_classify(clients: Clients, args) -> int:
     request = attribute_pb2.ClassifyRequest(image=_read(args.image), garments=regions_to_proto(_regions(args)))
     try:
-        response = clients.attribute().Classify(request, timeout=120)
+        response = clients.attribute().Classify(request, timeout=TIMEOUT_S)
     except grpc.RpcError as exc:
         raise CommandError(rpc_message(exc)) from None
     garments = [
@@ -103,8 +192,8 @@ def run_classify(clients: Clients, args) -> int:
             "group": _group_name(g.group),
             "category": g.category,
             "color": g.color,
-            "top_categories": [{"label": s.label, "probability": round(s.probability, 4)} for s in g.top_categories],
-            "top_colors": [{"label": s.label, "probability": round(s.probability, 4)} for s in g.top_colors],
+            "top_categories": _scores(g.top_categories),
+            "top_colors": _scores(g.top_colors),
         }
         for g in response.garments
     ]

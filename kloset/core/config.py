@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kloset.core.index.ranking import FilterPolicy, RankingWeights
+
 # models/ sits beside the package in the source tree and in the container image.
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,12 +74,38 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=40_000_000, ge=1)
     max_label_bytes: int = Field(default=4 * 1024 * 1024, ge=1)
 
+    # Search ranking (docs/search.md: each default chosen by `kloset bench retrieval` on ../shared/data/ccp)
+    filter_policy: FilterPolicy = FilterPolicy.SOFT  # for requests that name none
+    search_candidates: int = Field(default=100, ge=1, le=10_000)  # prefetched per vector before ranking
+    rank_visual_weight: float = Field(default=RankingWeights.visual, ge=0)
+    rank_color_weight: float = Field(default=RankingWeights.color, ge=0)
+    rank_category_weight: float = Field(default=RankingWeights.category, ge=0)
+    rank_color_label_weight: float = Field(default=RankingWeights.color_label, ge=0)
+    rank_neighbour_share: float = Field(default=RankingWeights.neighbour_share, ge=0, le=1)
+    rank_neighbour_temperature: float = Field(default=RankingWeights.neighbour_temperature, gt=0)
+    rank_neighbours: int = Field(default=RankingWeights.neighbours, ge=0, le=1000)
+    outfit_similar: int = Field(default=20, ge=1, le=1000)  # similar garments vouching in CompleteLook
+    max_garments_per_request: int = Field(default=16, ge=1, le=256)  # garment regions one request may name
+    inference_batch_size: int = Field(default=16, ge=1, le=256)  # crops per forward pass: bounds peak memory
+
     @field_validator("redis_appendfsync")
     @classmethod
     def _check_fsync(cls, value: str) -> str:
         if value not in ("always", "everysec", "no"):
             raise ValueError("must be always, everysec or no")
         return value
+
+    @property
+    def ranking_weights(self) -> RankingWeights:
+        return RankingWeights(
+            visual=self.rank_visual_weight,
+            color=self.rank_color_weight,
+            category=self.rank_category_weight,
+            color_label=self.rank_color_label_weight,
+            neighbour_share=self.rank_neighbour_share,
+            neighbour_temperature=self.rank_neighbour_temperature,
+            neighbours=self.rank_neighbours,
+        )
 
     @property
     def qdrant_local_path(self) -> Path:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from kloset.v1 import garment_pb2 as kloset_dot_v1_dot_garment__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19kloset/v1/attribute.proto\x12\tkloset.v1\x1a\x17kloset/v1/garment.proto\"L\n\x0f\x43lassifyRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12*\n\x08garments\x18\x02 \x03(\x0b\x32\x18.kloset.v1.GarmentRegion\"\xc9\x01\n\x11GarmentAttributes\x12&\n\x05group\x18\x01 \x01(\x0e\x32\x17.kloset.v1.GarmentGroup\x12\x10\n\x08\x63\x61tegory\x18\x02 \x01(\t\x12\r\n\x05\x63olor\x18\x03 \x01(\t\x12-\n\x0etop_categories\x18\x04 \x03(\x0b\x32\x15.kloset.v1.LabelScore\x12)\n\ntop_colors\x18\x05 \x03(\x0b\x32\x15.kloset.v1.LabelScore\x12\x11\n\tembedding\x18\x06 \x03(\x02\"Y\n\x10\x43lassifyResponse\x12.\n\x08garments\x18\x01 \x03(\x0b\x32\x1c.kloset.v1.GarmentAttributes\x12\x15\n\rmodel_version\x18\x02 \x01(\t2W\n\x10\x41ttributeService\x12\x43\n\x08\x43lassify\x12\x1a.kloset.v1.ClassifyRequest\x1a\x1b.kloset.v1.ClassifyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19kloset/v1/attribute.proto\x12\tkloset.v1\x1a\x17kloset/v1/garment.proto\"L\n\x0f\x43lassifyRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12*\n\x08garments\x18\x02 \x03(\x0b\x32\x18.kloset.v1.GarmentRegion\"\xd6\x02\n\x11GarmentAttributes\x12&\n\x05group\x18\x01 \x01(\x0e\x32\x17.kloset.v1.GarmentGroup\x12\x10\n\x08\x63\x61tegory\x18\x02 \x01(\t\x12\r\n\x05\x63olor\x18\x03 \x01(\t\x12-\n\x0etop_categories\x18\x04 \x03(\x0b\x32\x15.kloset.v1.LabelScore\x12)\n\ntop_colors\x18\x05 \x03(\x0b\x32\x15.kloset.v1.LabelScore\x12\x11\n\tembedding\x18\x06 \x03(\x02\x12)\n\ncategories\x18\x07 \x03(\x0b\x32\x15.kloset.v1.LabelScore\x12%\n\x06\x63olors\x18\x08 \x03(\x0b\x32\x15.kloset.v1.LabelScore\x12\x14\n\x0c\x63olor_vector\x18\t \x03(\x02\x12#\n\x03\x62ox\x18\n \x01(\x0b\x32\x16.kloset.v1.BoundingBox\"Y\n\x10\x43lassifyResponse\x12.\n\x08garments\x18\x01 \x03(\x0b\x32\x1c.kloset.v1.GarmentAttributes\x12\x15\n\rmodel_version\x18\x02 \x01(\t2W\n\x10\x41ttributeService\x12\x43\n\x08\x43lassify\x12\x1a.kloset.v1.ClassifyRequest\x1a\x1b.kloset.v1.ClassifyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,9 +35,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CLASSIFYREQUEST']._serialized_start=65
   _globals['_CLASSIFYREQUEST']._serialized_end=141
   _globals['_GARMENTATTRIBUTES']._serialized_start=144
-  _globals['_GARMENTATTRIBUTES']._serialized_end=345
-  _globals['_CLASSIFYRESPONSE']._serialized_start=347
-  _globals['_CLASSIFYRESPONSE']._serialized_end=436
-  _globals['_ATTRIBUTESERVICE']._serialized_start=438
-  _globals['_ATTRIBUTESERVICE']._serialized_end=525
+  _globals['_GARMENTATTRIBUTES']._serialized_end=486
+  _globals['_CLASSIFYRESPONSE']._serialized_start=488
+  _globals['_CLASSIFYRESPONSE']._serialized_end=577
+  _globals['_ATTRIBUTESERVICE']._serialized_start=579
+  _globals['_ATTRIBUTESERVICE']._serialized_end=666
 # @@protoc_insertion_point(module_scope)

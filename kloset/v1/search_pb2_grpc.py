@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class SearchServiceStub:
-    """Finds catalog garments similar to a query garment, among those of the same category and color.
+    """Finds catalog garments similar to a query garment (within its group: tops for a top, bottoms for a bottom),
+    and the garments that complete its look.
     """
 
     def __init__(self, channel):
@@ -50,10 +51,21 @@ class SearchServiceStub:
                 request_serializer=kloset_dot_v1_dot_search__pb2.GetIndexStatsRequest.SerializeToString,
                 response_deserializer=kloset_dot_v1_dot_search__pb2.GetIndexStatsResponse.FromString,
                 _registered_method=True)
+        self.CompleteLook = channel.unary_unary(
+                '/kloset.v1.SearchService/CompleteLook',
+                request_serializer=kloset_dot_v1_dot_search__pb2.CompleteLookRequest.SerializeToString,
+                response_deserializer=kloset_dot_v1_dot_search__pb2.CompleteLookResponse.FromString,
+                _registered_method=True)
+        self.GetGarmentImages = channel.unary_unary(
+                '/kloset.v1.SearchService/GetGarmentImages',
+                request_serializer=kloset_dot_v1_dot_search__pb2.GetGarmentImagesRequest.SerializeToString,
+                response_deserializer=kloset_dot_v1_dot_search__pb2.GetGarmentImagesResponse.FromString,
+                _registered_method=True)
 
 
 class SearchServiceServicer:
-    """Finds catalog garments similar to a query garment, among those of the same category and color.
+    """Finds catalog garments similar to a query garment (within its group: tops for a top, bottoms for a bottom),
+    and the garments that complete its look.
     """
 
     def SearchByImage(self, request, context):
@@ -70,6 +82,21 @@ class SearchServiceServicer:
 
     def GetIndexStats(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteLook(self, request, context):
+        """For a top, the bottoms worn with the catalog tops most like it (garments of one photo form an outfit);
+        for a bottom, the tops.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetGarmentImages(self, request, context):
+        """Small JPEG crops of catalog garments, to show results to people.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -92,6 +119,16 @@ def add_SearchServiceServicer_to_server(servicer, server):
                     request_deserializer=kloset_dot_v1_dot_search__pb2.GetIndexStatsRequest.FromString,
                     response_serializer=kloset_dot_v1_dot_search__pb2.GetIndexStatsResponse.SerializeToString,
             ),
+            'CompleteLook': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteLook,
+                    request_deserializer=kloset_dot_v1_dot_search__pb2.CompleteLookRequest.FromString,
+                    response_serializer=kloset_dot_v1_dot_search__pb2.CompleteLookResponse.SerializeToString,
+            ),
+            'GetGarmentImages': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetGarmentImages,
+                    request_deserializer=kloset_dot_v1_dot_search__pb2.GetGarmentImagesRequest.FromString,
+                    response_serializer=kloset_dot_v1_dot_search__pb2.GetGarmentImagesResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'kloset.v1.SearchService', rpc_method_handlers)
@@ -101,7 +138,8 @@ def add_SearchServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class SearchService:
-    """Finds catalog garments similar to a query garment, among those of the same category and color.
+    """Finds catalog garments similar to a query garment (within its group: tops for a top, bottoms for a bottom),
+    and the garments that complete its look.
     """
 
     @staticmethod
@@ -175,6 +213,60 @@ class SearchService:
             '/kloset.v1.SearchService/GetIndexStats',
             kloset_dot_v1_dot_search__pb2.GetIndexStatsRequest.SerializeToString,
             kloset_dot_v1_dot_search__pb2.GetIndexStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteLook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kloset.v1.SearchService/CompleteLook',
+            kloset_dot_v1_dot_search__pb2.CompleteLookRequest.SerializeToString,
+            kloset_dot_v1_dot_search__pb2.CompleteLookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetGarmentImages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kloset.v1.SearchService/GetGarmentImages',
+            kloset_dot_v1_dot_search__pb2.GetGarmentImagesRequest.SerializeToString,
+            kloset_dot_v1_dot_search__pb2.GetGarmentImagesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -54,12 +54,35 @@ def test_search_by_item_json_contract(ingested):
     env, _ = ingested
     answer = json.loads(run(env, "search", "--item", "0003/bottom", "--top-k", "4", "--json").stdout)
     [garment] = answer["garments"]
-    assert set(garment) == {"group", "category", "color", "filter", "results"}
-    assert garment["group"] == "bottom"
-    assert garment["filter"] == {"category": [garment["category"]], "color": [garment["color"]]}
+    # The keys kloset search --json always had, and the ones added with the filter policies.
+    assert {"group", "category", "color", "filter", "results"} <= set(garment)
+    assert {"policy", "relaxed", "relaxation", "box", "top_categories", "top_colors"} <= set(garment)
+    assert garment["group"] == "bottom" and garment["policy"] == "soft" and len(garment["results"]) == 4
     for hit in garment["results"]:
-        assert set(hit) == {"item_id", "score", "group", "category", "color", "source"}
-        assert hit["category"] in garment["filter"]["category"] and hit["color"] in garment["filter"]["color"]
+        assert {"item_id", "score", "group", "category", "color", "source"} <= set(hit)
+        assert hit["group"] == "bottom" and hit["item_id"] != "0003/bottom"
+    strict = json.loads(run(env, "search", "--item", "0003/bottom", "--policy", "strict", "--json").stdout)
+    [garment] = strict["garments"]
+    assert garment["policy"] == "strict"
+    if not garment["relaxed"]:
+        assert garment["filter"] == {"category": [garment["category"]], "color": [garment["color"]]}
+    for hit in garment["results"]:
+        assert not garment["filter"]["category"] or hit["category"] in garment["filter"]["category"]
+        assert not garment["filter"]["color"] or hit["color"] in garment["filter"]["color"]
+
+
+def test_search_pages_and_outfit_with_a_contact_sheet(ingested, tmp_path):
+    env, _ = ingested
+    first = json.loads(run(env, "search", "--item", "0003/top", "--top-k", "6", "--json").stdout)["garments"][0]
+    page = json.loads(
+        run(env, "search", "--item", "0003/top", "--top-k", "3", "--offset", "3", "--json").stdout
+    )["garments"][0]
+    assert [h["item_id"] for h in page["results"]] == [h["item_id"] for h in first["results"][3:6]]
+    sheet = tmp_path / "look.png"
+    look = json.loads(run(env, "outfit", "--item", "0003/top", "--sheet", sheet, "--json").stdout)["garments"][0]
+    assert look["group"] == "bottom" and look["results"] and all(h["support"] >= 1 for h in look["results"])
+    assert look["results"][0]["item_id"] == "0003/bottom"  # worn with the query itself
+    assert sheet.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_search_and_classify_a_photo_with_its_label(ingested, sample_catalog):

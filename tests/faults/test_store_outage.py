@@ -9,6 +9,7 @@ from kloset.workers.ingest_worker import IngestWorker
 
 from kloset.core.classifier import AttributeEngine
 from kloset.core.errors import Unavailable
+from kloset.core.garments.color import COLOR_VECTOR_DIM
 from kloset.core.index.indexing import GarmentIndexer
 from kloset.core.index.qdrant_store import QdrantGarmentStore
 from kloset.core.ingest.blobs import BlobStore
@@ -51,7 +52,7 @@ def setup(redis_url, tmp_path, tiny_model_dir, sample_catalog):
         queue.ensure_group()
         blobs = BlobStore(tmp_path / "blobs")
         real = QdrantGarmentStore.open(url=None, api_key=None, path=str(tmp_path / "q"), collection="g",
-                                       dim=EMBEDDING_DIM)  # fmt: skip
+                                       dim=EMBEDDING_DIM, color_dim=COLOR_VECTOR_DIM)  # fmt: skip
         store = OutageStore(real, outage_s)
         catalog = CatalogIngest(queue, blobs, max_pixels=1_000_000, max_label_bytes=1_000_000)
         job_ids = []

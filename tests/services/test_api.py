@@ -173,13 +173,24 @@ def test_submit_rejects_bad_images(stubs, image, message):
     assert_invalid(lambda: stubs["ingest"].Submit(request, timeout=30), message)
 
 
-def test_ingested_catalog_is_searchable_by_item_with_matching_filters(stubs, ingested):
+def test_ingested_catalog_is_searchable_by_item_under_every_policy(stubs, ingested):
     assert stubs["search"].GetIndexStats(search_pb2.GetIndexStatsRequest(), timeout=10).indexed == 22
-    [garment] = stubs["search"].SearchByItem(search_pb2.SearchByItemRequest(item_id="0001/top"), timeout=30).garments
-    assert list(garment.filter.categories) == [garment.category] and list(garment.filter.colors) == [garment.color]
+    # An old client's request: no options, so the server's default policy (SOFT), and never the item itself.
+    [soft] = stubs["search"].SearchByItem(search_pb2.SearchByItemRequest(item_id="0001/top"), timeout=30).garments
+    assert soft.policy == search_pb2.FILTER_POLICY_SOFT and not soft.relaxed
+    assert len(soft.results) == 10 and "0001/top" not in [h.item_id for h in soft.results]
+    assert all(h.group == garment_pb2.GARMENT_GROUP_TOP for h in soft.results)
+    strict = search_pb2.SearchByItemRequest(
+        item_id="0001/top", options=search_pb2.SearchOptions(policy=search_pb2.FILTER_POLICY_STRICT), top_k=3
+    )
+    [garment] = stubs["search"].SearchByItem(strict, timeout=30).garments
+    assert garment.policy == search_pb2.FILTER_POLICY_STRICT and len(garment.results) == 3
+    allowed_colors = list(garment.filter.colors) or None
     for hit in garment.results:
-        assert (hit.category, hit.color) == (garment.category, garment.color)
-        assert hit.item_id != "0001/top"
+        assert hit.category in garment.filter.categories or not garment.filter.categories
+        assert allowed_colors is None or hit.color in allowed_colors
+    if not garment.relaxed:
+        assert list(garment.filter.categories) == [garment.category] and list(garment.filter.colors) == [garment.color]
 
 
 def test_reingesting_the_same_items_does_not_duplicate_them(stubs, sample_catalog, ingested):
@@ -200,7 +211,8 @@ def test_search_by_image_gives_one_result_list_per_garment(stubs, sample_catalog
     for garment in (top, bottom):
         assert list(garment.filter.colors) == ["black", "white", "navy", "red"]
         assert len(garment.results) <= 5
-        assert all(h.color in garment.filter.colors and h.category == garment.category for h in garment.results)
+        assert all(h.color in garment.filter.colors and h.group == garment.group for h in garment.results)
+        assert garment.box.width > 0 and garment.box.height > 0 and len(garment.top_categories) == 3
 
 
 def test_search_rejects_unknown_filters_and_silly_top_k(stubs):

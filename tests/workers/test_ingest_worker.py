@@ -7,6 +7,7 @@ from kloset.workers.ingest_worker import IngestWorker
 
 from kloset.core.classifier import AttributeEngine
 from kloset.core.errors import Unavailable
+from kloset.core.garments.color import COLOR_VECTOR_DIM
 from kloset.core.index.indexing import GarmentIndexer
 from kloset.core.index.qdrant_store import QdrantGarmentStore
 from kloset.core.ingest.blobs import BlobStore
@@ -36,7 +37,8 @@ class FlakyStore:
 @pytest.fixture
 def parts(queue, tmp_path, tiny_model_dir):
     blobs = BlobStore(tmp_path / "blobs")
-    store = QdrantGarmentStore.open(url=None, api_key=None, path=str(tmp_path / "q"), collection="g", dim=EMBEDDING_DIM)
+    store = QdrantGarmentStore.open(url=None, api_key=None, path=str(tmp_path / "q"), collection="g", dim=EMBEDDING_DIM,
+                                       color_dim=COLOR_VECTOR_DIM)
     engine = AttributeEngine(AttributeModel.load(tiny_model_dir), 1_000_000)
     catalog = CatalogIngest(queue, blobs, max_pixels=1_000_000, max_label_bytes=1_000_000)
     yield catalog, blobs, store, engine

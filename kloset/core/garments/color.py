@@ -8,7 +8,9 @@ import numpy as np
 _L_EDGES = np.array([25.0, 50.0, 75.0])
 _AB_EDGES = np.array([-25.0, -10.0, -3.0, 3.0, 10.0, 25.0])
 _L_BINS, _AB_BINS = len(_L_EDGES) + 1, len(_AB_EDGES) + 1
-COLOR_FEATURES_DIM = _L_BINS * _AB_BINS * _AB_BINS + 6
+_HISTOGRAM_DIM = _L_BINS * _AB_BINS * _AB_BINS
+COLOR_FEATURES_DIM = _HISTOGRAM_DIM + 6
+COLOR_VECTOR_DIM = _HISTOGRAM_DIM
 
 # sRGB (D65) to XYZ, then XYZ normalised by the D65 white point.
 _RGB_TO_XYZ = np.array(
@@ -41,3 +43,14 @@ def color_features(pixels: np.ndarray) -> np.ndarray:
     features[hist.size : hist.size + 3] = lab.mean(axis=0) / 100.0
     features[hist.size + 3 :] = lab.std(axis=0) / 100.0
     return features
+
+
+def color_vector(features: np.ndarray) -> np.ndarray:
+    """The garment's color as a unit vector for the store: the square root of its Lab histogram.
+
+    The histogram sums to 1, so its square root has unit length and the dot product of two such vectors is the
+    Bhattacharyya coefficient of the histograms: 1 for identical colors, 0 for disjoint ones.
+    """
+    vector = np.sqrt(np.clip(features[:_HISTOGRAM_DIM], 0.0, None)).astype(np.float32)
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 0 else vector

@@ -40,6 +40,18 @@ class Region:
     def is_whole_image(self) -> bool:
         return not self.polygons and self.box is None and self.mask is None
 
+    def bounding_box(self, width: int, height: int) -> Box:
+        """The garment's extent in an image of width x height (the whole image for an empty region)."""
+        if self.mask is not None and self.mask.any():
+            rows, cols = np.flatnonzero(self.mask.any(axis=1)), np.flatnonzero(self.mask.any(axis=0))
+            return Box(float(cols[0]), float(rows[0]), float(cols[-1] - cols[0] + 1), float(rows[-1] - rows[0] + 1))
+        outline = self.outline()
+        if not outline:
+            return Box(0.0, 0.0, float(width), float(height))
+        points = np.concatenate(outline)
+        (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
+        return Box(float(x0), float(y0), float(x1 - x0 + 1), float(y1 - y0 + 1))
+
     def outline(self) -> tuple[np.ndarray, ...]:
         """The polygons that define the garment's pixels (a box counts as a rectangle)."""
         if self.polygons:

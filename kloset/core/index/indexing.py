@@ -53,6 +53,10 @@ class GarmentIndexer:
                     source=spec.filename,
                     model_version=classification.model_version,
                     embedding=prediction.embedding,
+                    color_vector=prediction.color_vector,
+                    photo_id=spec.item_id,
+                    image_digest=spec.image_digest,
+                    box=prediction.box,
                 )
             )
         self._store.upsert(garments)

@@ -8,42 +8,48 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from kloset.core.errors import ModelError, Unavailable
-from kloset.core.index.store import CatalogGarment, Hit, point_id
+from kloset.core.index.store import COLOR, VISUAL, CatalogGarment, StoreFilter, point_id
 
-_KEYWORD_FIELDS = ("item_id", "group", "category", "color", "model_version")
+_KEYWORD_FIELDS = ("item_id", "photo_id", "group", "category", "color", "model_version")
 
 
 class QdrantGarmentStore:
     """GarmentStore on qdrant-client: a Qdrant server, or local mode in a folder (one process per folder)."""
 
-    def __init__(self, client: QdrantClient, collection: str, dim: int, *, local: bool) -> None:
+    def __init__(self, client: QdrantClient, collection: str, dim: int, color_dim: int, *, local: bool) -> None:
         self._client = client
         self._collection = collection
-        self._dim = dim
+        self._sizes = {VISUAL: dim, COLOR: color_dim}
         # Local mode is plain Python over shared dicts; a server handles its own concurrency.
         self._lock = threading.RLock() if local else None
         self._ensure_collection()
 
     @classmethod
-    def open(cls, *, url: str | None, api_key: str | None, path: str, collection: str, dim: int):
+    def open(cls, *, url: str | None, api_key: str | None, path: str, collection: str, dim: int, color_dim: int):
         """Connect to a server when url is given, else open (and lock) a local-mode folder."""
         try:
             client = QdrantClient(url=url, api_key=api_key) if url else QdrantClient(path=path)
         except RuntimeError as exc:  # local mode: folder already opened by another process
             raise Unavailable(f"cannot open Qdrant local storage at {path}: {exc}") from None
         try:
-            return cls(client, collection, dim, local=url is None)
+            return cls(client, collection, dim, color_dim, local=url is None)
         except Exception:
             client.close()  # local mode holds the folder's lock until closed
             raise
 
-    def _check_vector_size(self) -> None:
-        """A collection built by a model with other vectors cannot be searched with this one's: say so at start."""
+    def _check_vectors(self) -> None:
+        """A collection built for other vectors cannot be searched with these: say so at start, touch nothing."""
         vectors = self._call(self._client.get_collection, self._collection).config.params.vectors
-        size = vectors.size if isinstance(vectors, models.VectorParams) else None
-        if size is not None and size != self._dim:
+        if not isinstance(vectors, dict):
             raise ModelError(
-                f"Qdrant collection {self._collection!r} holds {size}-d vectors but the model makes {self._dim}-d: "
+                f"Qdrant collection {self._collection!r} was indexed by an older kloset (one unnamed vector, no "
+                f"'{VISUAL}'/'{COLOR}' pair): index the catalog again into a new collection (KLOSET_COLLECTION) "
+                "and delete the old one when done; kloset leaves it untouched"
+            )
+        found = {name: params.size for name, params in vectors.items()}
+        if any(found.get(name) != size for name, size in self._sizes.items()):
+            raise ModelError(
+                f"Qdrant collection {self._collection!r} holds vectors {found} but this model makes {self._sizes}: "
                 "index into a new collection (KLOSET_COLLECTION) or delete the old one"
             )
 
@@ -64,52 +70,66 @@ class QdrantGarmentStore:
             self._call(
                 self._client.create_collection,
                 self._collection,
-                vectors_config=models.VectorParams(size=self._dim, distance=models.Distance.COSINE),
+                vectors_config={
+                    name: models.VectorParams(size=size, distance=models.Distance.COSINE)
+                    for name, size in self._sizes.items()
+                },
             )
         else:
-            self._check_vector_size()
+            self._check_vectors()
         if self._lock is not None:
             return  # local mode has no payload indexes: it scans every point anyway
-        for field in _KEYWORD_FIELDS:
+        for name in _KEYWORD_FIELDS:
             self._call(
                 self._client.create_payload_index,
                 self._collection,
-                field_name=field,
+                field_name=name,
                 field_schema=models.PayloadSchemaType.KEYWORD,
             )
 
     def upsert(self, garments: Sequence[CatalogGarment]) -> None:
         points = [
-            models.PointStruct(id=point_id(g.item_id), vector=_as_list(g.embedding), payload=g.payload())
+            models.PointStruct(
+                id=point_id(g.item_id),
+                vector={VISUAL: _as_list(g.embedding), COLOR: _as_list(g.color_vector)},
+                payload=g.payload(),
+            )
             for g in garments
         ]
         if points:
             self._call(self._client.upsert, self._collection, points=points, wait=True)
 
-    def query(self, vector, limit, categories=(), colors=(), exclude_item=None) -> list[Hit]:
-        must = [
-            models.FieldCondition(key=key, match=models.MatchAny(any=list(values)))
-            for key, values in (("category", categories), ("color", colors))
-            if values
-        ]
-        must_not = [models.HasIdCondition(has_id=[point_id(exclude_item)])] if exclude_item else []
+    def candidates(self, visual, color, where: StoreFilter, limit: int) -> list[CatalogGarment]:
+        condition = _filter(where)
+        prefetch = [models.Prefetch(query=_as_list(visual), using=VISUAL, filter=condition, limit=limit)]
+        if color is not None:
+            prefetch.append(models.Prefetch(query=_as_list(color), using=COLOR, filter=condition, limit=limit))
+        # The fusion only forms the union of both candidate lists; kloset's ranking scores them from the vectors.
         response = self._call(
             self._client.query_points,
             self._collection,
-            query=_as_list(vector),
-            query_filter=models.Filter(must=must, must_not=must_not),
+            prefetch=prefetch,
+            query=models.FusionQuery(fusion=models.Fusion.RRF),
+            limit=limit * len(prefetch),
+            with_payload=True,
+            with_vectors=True,
+        )
+        return [_garment(p) for p in response.points]
+
+    def garments(self, where: StoreFilter, limit: int) -> list[CatalogGarment]:
+        points, _ = self._call(
+            self._client.scroll,
+            self._collection,
+            scroll_filter=_filter(where),
             limit=limit,
             with_payload=True,
+            with_vectors=True,
         )
-        return [
-            Hit(garment=CatalogGarment.from_payload(p.payload or {}), score=float(p.score)) for p in response.points
-        ]
+        return [_garment(p) for p in points]
 
     def retrieve(self, item_id: str) -> CatalogGarment | None:
         points = self._call(self._client.retrieve, self._collection, ids=[point_id(item_id)], with_vectors=True)
-        if not points:
-            return None
-        return CatalogGarment.from_payload(points[0].payload or {}, np.asarray(points[0].vector, dtype=np.float32))
+        return _garment(points[0]) if points else None
 
     def count(self) -> int:
         return int(self._call(self._client.count, self._collection, exact=True).count)
@@ -122,7 +142,33 @@ class QdrantGarmentStore:
             )
 
 
+def _filter(where: StoreFilter) -> models.Filter:
+    must = [
+        models.FieldCondition(key=key, match=models.MatchAny(any=list(values)))
+        for key, values in (
+            ("group", [g.value for g in where.groups]),
+            ("category", where.categories),
+            ("color", where.colors),
+            ("photo_id", where.photos),
+        )
+        if values
+    ]
+    must_not = [models.HasIdCondition(has_id=[point_id(i) for i in where.exclude_items])] if where.exclude_items else []
+    return models.Filter(must=must, must_not=must_not)
+
+
+def _garment(point) -> CatalogGarment:
+    vectors = point.vector if isinstance(point.vector, dict) else {}
+    return CatalogGarment.from_payload(
+        point.payload or {}, _as_array(vectors.get(VISUAL)), _as_array(vectors.get(COLOR))
+    )
+
+
+def _as_array(vector) -> np.ndarray | None:
+    return None if vector is None else np.asarray(vector, dtype=np.float32)
+
+
 def _as_list(vector: np.ndarray | None) -> list[float]:
     if vector is None:
-        raise ValueError("a garment needs its embedding to be stored")
+        raise ValueError("a garment needs its embedding and color vector to be stored")
     return np.asarray(vector, dtype=np.float32).tolist()

@@ -1,79 +1,220 @@
-"""Similarity search: classify the query garment, then find its nearest neighbours of the same kind."""
+"""Similarity search: classify the query garment, prefetch candidates from the store, rank them by policy.
+
+A caller's filter is always a hard AND of ORs. Under STRICT the predicted category and color are added to it,
+and relaxed in a stated order when they leave fewer than the results asked for, so no list is short without
+saying why; SOFT and NONE never exclude a garment of the group (see ranking).
+"""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kloset.core.classifier import AttributeClassifier
-from kloset.core.errors import InvalidInput, NotFound
-from kloset.core.garments.labels import Group, parse_category, parse_color
-from kloset.core.garments.regions import Region
-from kloset.core.index.store import GarmentStore, Hit
+from kloset.core.errors import InvalidInput, NotFound, quoted
+from kloset.core.garments.labels import Group, categories_of, parse_category, parse_color
+from kloset.core.garments.regions import Box, Region
+from kloset.core.index.ranking import FilterPolicy, Hit, QueryGarment, RankingWeights, rank
+from kloset.core.index.store import CatalogGarment, GarmentStore, StoreFilter
+from kloset.core.models.predictions import GarmentPrediction, top_labels
 
 MAX_TOP_K = 1000
+MAX_OFFSET = 10_000
 
 
 @dataclass(frozen=True)
 class SearchFilter:
-    """Caller's restriction; an empty field means "the query garment's own value"."""
+    """The caller's restriction (category in [...] AND color in [...]); empty fields restrict nothing."""
 
     categories: tuple[str, ...] = ()
     colors: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, categories: Sequence[str] = (), colors: Sequence[str] = ()) -> "SearchFilter":
-        """Validate names (codes or Korean K-Fashion names) and map them to codes."""
-        return cls(tuple(parse_category(c) for c in categories), tuple(parse_color(c) for c in colors))
+        """Validate names (codes or Korean K-Fashion names) and map them to codes, without repeats."""
+        return cls(
+            tuple(dict.fromkeys(parse_category(c) for c in categories)),
+            tuple(dict.fromkeys(parse_color(c) for c in colors)),
+        )
 
-    def resolve(self, category: str, color: str) -> "SearchFilter":
-        """The filter to apply for a garment of this category and color."""
-        return SearchFilter(self.categories or (category,), self.colors or (color,))
+
+@dataclass(frozen=True)
+class SearchOptions:
+    policy: FilterPolicy | None = None  # None: the configured default
+    offset: int = 0
+    min_score: float | None = None
+    group_by_photo: bool = False
 
 
 @dataclass(frozen=True)
 class GarmentResults:
+    """One result list, with what it was searched for and how: the group, box, predictions and filter."""
+
     group: Group
     category: str
     color: str
-    filter: SearchFilter
+    top_categories: list[tuple[str, float]]
+    top_colors: list[tuple[str, float]]
+    box: Box | None
+    policy: FilterPolicy
+    filter: SearchFilter  # the filter that produced the list
     results: list[Hit]
+    relaxed: bool = False
+    relaxation: str = ""
+
+
+@dataclass(frozen=True)
+class _Query:
+    garment: QueryGarment
+    group: Group
+    category: str
+    color: str
+    top_categories: list[tuple[str, float]]
+    top_colors: list[tuple[str, float]]
+    box: Box | None
+    exclude: tuple[str, ...] = ()
+
+    @classmethod
+    def of_prediction(cls, p: GarmentPrediction) -> "_Query":
+        garment = QueryGarment(p.embedding, p.color_vector, p.category_probabilities, p.color_probabilities)
+        return cls(garment, p.group, p.category, p.color, p.top_categories, p.top_colors, p.box)
+
+    @classmethod
+    def of_catalog(cls, g: CatalogGarment) -> "_Query":
+        # A catalog garment's labels are annotations (or the model's at indexing): certain, as far as search knows.
+        categories = {c: float(c == g.category) for c in categories_of(g.group)}
+        colors = {g.color: 1.0}
+        garment = QueryGarment(g.embedding, g.color_vector, categories, colors, labels_known=True)
+        return cls(garment, g.group, g.category, g.color, top_labels(categories), top_labels(colors), g.box,
+                   (g.item_id,))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Step:
+    filter: SearchFilter
+    relaxation: str = ""
+
+
+def strict_steps(caller: SearchFilter, query: _Query) -> list[_Step]:
+    """The predicted category and color, then: second color, any color, any category of the group.
+
+    What the caller named is never relaxed: only the predicted parts of the filter are widened.
+    """
+    categories = caller.categories or (query.category,)
+    colors = caller.colors or (query.color,)
+    steps = [_Step(SearchFilter(categories, colors))]
+    if not caller.colors:
+        second = tuple(label for label, _ in query.top_colors[:2])
+        if len(second) == 2:
+            steps.append(_Step(SearchFilter(categories, second), "second color"))
+        steps.append(_Step(SearchFilter(categories, ()), "any color"))
+    if not caller.categories:
+        steps.append(_Step(SearchFilter((), caller.colors), "any category of the group"))
+    return steps
 
 
 class SearchEngine:
-    def __init__(self, classifier: AttributeClassifier, store: GarmentStore, default_top_k: int) -> None:
+    def __init__(
+        self,
+        classifier: AttributeClassifier,
+        store: GarmentStore,
+        default_top_k: int,
+        *,
+        policy: FilterPolicy = FilterPolicy.SOFT,
+        weights: RankingWeights | None = None,
+        candidates: int = 100,
+    ) -> None:
         self._classifier = classifier
         self._store = store
         self._default_top_k = default_top_k
+        self._policy = policy
+        self._weights = weights or RankingWeights()
+        self._candidates = candidates
 
-    def _top_k(self, top_k: int) -> int:
+    def top_k(self, top_k: int) -> int:
+        """The number of results to return: the caller's, or the default for 0; InvalidInput when out of range."""
         if top_k < 0 or top_k > MAX_TOP_K:
             raise InvalidInput(f"top_k must be between 1 and {MAX_TOP_K} (0 for the default), got {top_k}")
         return top_k or self._default_top_k
 
-    def search_by_image(
-        self, image: bytes, regions: Sequence[Region], search_filter: SearchFilter, top_k: int = 0
-    ) -> list[GarmentResults]:
-        """One result list per query garment, each filtered by that garment's category and color."""
-        limit = self._top_k(top_k)
-        classification = self._classifier.classify(image, regions)
-        answers = []
-        for garment in classification.garments:
-            applied = search_filter.resolve(garment.category, garment.color)
-            hits = self._store.query(garment.embedding, limit, applied.categories, applied.colors)
-            answers.append(GarmentResults(garment.group, garment.category, garment.color, applied, hits))
-        return answers
+    def _options(self, options: SearchOptions) -> SearchOptions:
+        if not 0 <= options.offset <= MAX_OFFSET:
+            raise InvalidInput(f"offset must be between 0 and {MAX_OFFSET}, got {options.offset}")
+        return replace(options, policy=options.policy or self._policy)
 
-    def search_by_item(self, item_id: str, search_filter: SearchFilter, top_k: int = 0) -> GarmentResults:
+    def search_by_image(
+        self,
+        image: bytes,
+        regions: Sequence[Region],
+        search_filter: SearchFilter,
+        top_k: int = 0,
+        options: SearchOptions = SearchOptions(),
+    ) -> list[GarmentResults]:
+        """One result list per query garment (the segmenter's garments when no region is given)."""
+        limit, options = self.top_k(top_k), self._options(options)
+        classification = self._classifier.classify(image, regions)
+        return [
+            self._search(_Query.of_prediction(g), search_filter, limit, options) for g in classification.garments
+        ]
+
+    def search_by_item(
+        self,
+        item_id: str,
+        search_filter: SearchFilter,
+        top_k: int = 0,
+        options: SearchOptions = SearchOptions(),
+    ) -> GarmentResults:
         """Garments similar to a catalog garment, excluding itself."""
-        limit = self._top_k(top_k)
+        limit, options = self.top_k(top_k), self._options(options)
+        return self._search(_Query.of_catalog(self._catalog_garment(item_id)), search_filter, limit, options)
+
+    def _catalog_garment(self, item_id: str) -> CatalogGarment:
         if not item_id:
             raise InvalidInput("item_id is empty")
         item = self._store.retrieve(item_id)
         if item is None:
-            raise NotFound(f"no catalog garment {item_id!r}")
-        applied = search_filter.resolve(item.category, item.color)
-        hits = self._store.query(item.embedding, limit, applied.categories, applied.colors, exclude_item=item_id)
-        return GarmentResults(item.group, item.category, item.color, applied, hits)
+            raise NotFound(f"no catalog garment {quoted(item_id)}")
+        return item
+
+    def _search(self, query: _Query, caller: SearchFilter, top_k: int, options: SearchOptions) -> GarmentResults:
+        policy = options.policy or self._policy
+        wanted = options.offset + top_k
+        steps = strict_steps(caller, query) if policy is FilterPolicy.STRICT else [_Step(caller)]
+        for step in steps:
+            hits = self._ranked(query, step.filter, policy, options, wanted)
+            if len(hits) >= wanted:
+                break
+        page = hits[options.offset : wanted]
+        return GarmentResults(
+            group=query.group, category=query.category, color=query.color, top_categories=query.top_categories,
+            top_colors=query.top_colors, box=query.box, policy=policy, filter=step.filter, results=page,
+            relaxed=bool(step.relaxation), relaxation=step.relaxation,
+        )  # fmt: skip
+
+    def _ranked(
+        self, query: _Query, applied: SearchFilter, policy: FilterPolicy, options: SearchOptions, wanted: int
+    ) -> list[Hit]:
+        where = StoreFilter(
+            groups=(query.group,), categories=applied.categories, colors=applied.colors, exclude_items=query.exclude
+        )
+        # Grouping keeps one garment per photo, so it needs more candidates to fill the same page.
+        limit = max(self._candidates, wanted * (4 if options.group_by_photo else 2))
+        candidates = self._store.candidates(query.garment.embedding, query.garment.color_vector, where, limit)
+        hits = rank(query.garment, candidates, policy, self._weights)
+        if options.min_score is not None:
+            hits = [h for h in hits if h.score >= options.min_score]
+        if options.group_by_photo:
+            hits = _one_per_photo(hits)
+        return hits
 
     def indexed(self) -> int:
         """How many garments the store holds."""
         return self._store.count()
+
+
+def _one_per_photo(hits: list[Hit]) -> list[Hit]:
+    seen: set[str] = set()
+    kept = []
+    for hit in hits:
+        if hit.garment.photo not in seen:
+            seen.add(hit.garment.photo)
+            kept.append(hit)
+    return kept

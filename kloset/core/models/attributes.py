@@ -16,7 +16,7 @@ import keras
 import numpy as np
 
 from kloset.core.errors import ModelError
-from kloset.core.garments.color import COLOR_FEATURES_DIM, color_features
+from kloset.core.garments.color import COLOR_FEATURES_DIM, color_features, color_vector
 from kloset.core.garments.crop import GarmentCrop
 from kloset.core.garments.labels import CATEGORIES, CATEGORY_GROUP, COLORS, Group
 from kloset.core.models.backbone import (
@@ -34,7 +34,7 @@ HEADS_FILE = "heads.weights.h5"
 # How predictions are made from the weights; part of the version stored with every garment, because changing
 # it changes the embeddings as much as new weights would.
 INFERENCE = "mirror-avg"
-_TOP_N = 3
+DEFAULT_BATCH_SIZE = 16
 
 
 @dataclass(frozen=True)
@@ -162,9 +162,12 @@ def read_info(model_dir: Path) -> ModelInfo:
 class AttributeModel:
     """Loaded weights plus the code to run them; safe to share between threads."""
 
-    def __init__(self, info: ModelInfo, network: keras.Model) -> None:
+    def __init__(self, info: ModelInfo, network: keras.Model, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.info = info
         self._network = network
+        self.batch_size = batch_size  # garments per forward pass: bounds peak memory whatever a caller sends
         self._lock = threading.Lock()
 
     @property
@@ -176,19 +179,26 @@ class AttributeModel:
         return self.info.input_size
 
     @classmethod
-    def load(cls, model_dir: Path, backbone_weights: Path | None = None) -> "AttributeModel":
+    def load(
+        cls, model_dir: Path, backbone_weights: Path | None = None, batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> "AttributeModel":
         """Load model.json + heads; raise ModelError with a clear message if anything is missing or off."""
         info = read_info(model_dir)
         heads = build_heads()
         load_checked_weights(heads, model_dir / HEADS_FILE, info.heads_sha256, INFO_FILE)
         backbone = build_backbone(info.input_size, default_weights_path(backbone_weights))
-        return cls(info, build_attribute_network(backbone, heads))
+        return cls(info, build_attribute_network(backbone, heads), batch_size)
 
     def predict(self, crops: Sequence[GarmentCrop], groups: Sequence[Group | None]) -> list[GarmentPrediction]:
-        """Classify and embed crops; a known group restricts the category to that group's classes."""
-        if not crops:
-            return []
-        # Each crop and its mirror image (the training augmentation) in one batch; their answers are averaged.
+        """Classify and embed crops, at most batch_size per forward pass; a known group restricts the category."""
+        predictions: list[GarmentPrediction] = []
+        for start in range(0, len(crops), self.batch_size):
+            end = start + self.batch_size
+            predictions.extend(self._predict_batch(crops[start:end], groups[start:end]))
+        return predictions
+
+    def _predict_batch(self, crops: Sequence[GarmentCrop], groups: Sequence[Group | None]) -> list[GarmentPrediction]:
+        # Each crop and its mirror image (the training augmentation) in one pass; their answers are averaged.
         pixels = np.stack([c.pixels for c in crops])
         images = preprocess(np.concatenate([pixels, pixels[:, :, ::-1]]))
         stats = np.stack([color_features(c.garment_pixels) for c in crops])
@@ -199,7 +209,9 @@ class AttributeModel:
         color_p = _mean_of_views(out["color"], n)
         embedding = _mean_of_views(out["embedding"], n)
         embedding /= np.maximum(np.linalg.norm(embedding, axis=1, keepdims=True), 1e-12)
-        return [_prediction(category_p[i], color_p[i], embedding[i], groups[i]) for i in range(len(crops))]
+        return [
+            _prediction(category_p[i], color_p[i], embedding[i], color_vector(stats[i]), groups[i]) for i in range(n)
+        ]
 
 
 def _mean_of_views(values, n: int) -> np.ndarray:
@@ -207,22 +219,17 @@ def _mean_of_views(values, n: int) -> np.ndarray:
     return (values[:n] + values[n:]) / 2
 
 
-def _prediction(category_p: np.ndarray, color_p: np.ndarray, embedding: np.ndarray, group: Group | None):
+def _prediction(
+    category_p: np.ndarray, color_p: np.ndarray, embedding: np.ndarray, colors: np.ndarray, group: Group | None
+) -> GarmentPrediction:
     if group is None:
         group = CATEGORY_GROUP[CATEGORIES[int(np.argmax(category_p))]]
     in_group = [i for i, c in enumerate(CATEGORIES) if CATEGORY_GROUP[c] == group]
     category_p = category_p[in_group] / max(float(category_p[in_group].sum()), 1e-12)
-    group_categories = [CATEGORIES[i] for i in in_group]
     return GarmentPrediction(
         group=group,
-        category=group_categories[int(np.argmax(category_p))],
-        color=COLORS[int(np.argmax(color_p))],
-        top_categories=_top(category_p, group_categories),
-        top_colors=_top(color_p, COLORS),
+        category_probabilities={CATEGORIES[i]: float(p) for i, p in zip(in_group, category_p, strict=True)},
+        color_probabilities={c: float(p) for c, p in zip(COLORS, color_p, strict=True)},
         embedding=embedding.astype(np.float32),
+        color_vector=colors,
     )
-
-
-def _top(probabilities: np.ndarray, labels: Sequence[str]) -> list[tuple[str, float]]:
-    order = np.argsort(probabilities, kind="stable")[::-1][:_TOP_N]
-    return [(labels[i], float(probabilities[i])) for i in order]

@@ -1,26 +1,41 @@
 import numpy as np
 import pytest
+from qdrant_client import QdrantClient, models
 
 from kloset.core.errors import ModelError
 from kloset.core.garments.labels import Group
+from kloset.core.garments.regions import Box
 from kloset.core.index.qdrant_store import QdrantGarmentStore
-from kloset.core.index.store import CatalogGarment, point_id
+from kloset.core.index.store import CatalogGarment, StoreFilter, photo_of, point_id
+
+
+def open_store(path, dim=3, color_dim=2):
+    return QdrantGarmentStore.open(url=None, api_key=None, path=str(path), collection="garments", dim=dim,
+                                   color_dim=color_dim)  # fmt: skip
 
 
 @pytest.fixture
 def store(tmp_path):
-    s = QdrantGarmentStore.open(url=None, api_key=None, path=str(tmp_path), collection="garments", dim=3)
+    s = open_store(tmp_path)
     yield s
     s.close()
 
 
-def garment(item_id, category="blouse", color="white", vector=(1, 0, 0)):
-    return CatalogGarment(item_id, Group.TOP, category, color, f"{item_id}.jpg", "m1", np.array(vector, np.float32))
+def garment(item_id, category="blouse", color="white", vector=(1, 0, 0), color_vector=(1, 0), group=Group.TOP):
+    return CatalogGarment(
+        item_id, group, category, color, f"{item_id}.jpg", "m1", np.array(vector, np.float32),
+        np.array(color_vector, np.float32),
+    )  # fmt: skip
+
+
+def ids(garments):
+    return [g.item_id for g in garments]
 
 
 def test_point_id_is_uuid5_of_the_item_id_and_stable():
     assert point_id("0001/top") == point_id("0001/top") != point_id("0001/bottom")
     assert point_id("0001/top")[14] == "5"  # UUID version 5
+    assert photo_of("shop/0001/top") == "shop/0001" and photo_of("plain") == "plain"
 
 
 def test_upserting_the_same_item_twice_keeps_one_point(store):
@@ -30,33 +45,60 @@ def test_upserting_the_same_item_twice_keeps_one_point(store):
     assert store.retrieve("a/top").color == "black"
 
 
-def test_query_filters_by_category_and_color_and_excludes_the_query_item(store):
+def test_candidates_are_the_union_of_the_visual_and_the_color_neighbours_within_the_filter(store):
     store.upsert(
         [
-            garment("a/top", vector=(1, 0, 0)),
-            garment("b/top", vector=(0.9, 0.1, 0)),
-            garment("c/top", vector=(0.1, 0.9, 0)),
+            garment("a/top", vector=(1, 0, 0), color_vector=(0, 1)),
+            garment("b/top", vector=(0.9, 0.1, 0), color_vector=(0, 1)),
+            garment("c/top", vector=(0, 0, 1), color_vector=(1, 0)),  # far visually, same color as the query
             garment("d/top", color="black", vector=(1, 0, 0)),
             garment("e/top", category="shirt", vector=(1, 0, 0)),
+            garment("f/bottom", category="skirt", vector=(1, 0, 0), group=Group.BOTTOM),
         ]
     )
-    hits = store.query(np.array([1, 0, 0], np.float32), 10, ["blouse"], ["white"], exclude_item="a/top")
-    assert [h.garment.item_id for h in hits] == ["b/top", "c/top"]
-    assert hits[0].score > hits[1].score
-    both_colors = store.query(np.array([1, 0, 0], np.float32), 10, ["blouse"], ["white", "black"])
-    assert {h.garment.item_id for h in both_colors} == {"a/top", "b/top", "c/top", "d/top"}
+    where = StoreFilter(groups=(Group.TOP,), categories=("blouse",), colors=("white",), exclude_items=("a/top",))
+    found = store.candidates(np.array([1, 0, 0], np.float32), np.array([1, 0], np.float32), where, limit=1)
+    assert set(ids(found)) == {"b/top", "c/top"}  # the best by visual, and the best by color
+    wider = StoreFilter(groups=(Group.TOP,), colors=("white", "black"))
+    found = store.candidates(np.array([1, 0, 0], np.float32), None, wider, limit=10)
+    assert set(ids(found)) == {"a/top", "b/top", "c/top", "d/top", "e/top"}
+    assert all(g.embedding is not None and g.color_vector is not None for g in found)
 
 
-def test_retrieve_returns_the_embedding_and_delete_removes(store):
-    store.upsert([garment("a/top", vector=(0, 1, 0))])
-    np.testing.assert_allclose(store.retrieve("a/top").embedding, [0, 1, 0])
+def test_garments_by_photo_and_group(store):
+    store.upsert([garment("p1/top"), garment("p1/bottom", group=Group.BOTTOM, category="skirt"),
+                  garment("p2/bottom", group=Group.BOTTOM, category="skirt")])  # fmt: skip
+    outfit = store.garments(StoreFilter(groups=(Group.BOTTOM,), photos=("p1",)), limit=10)
+    assert ids(outfit) == ["p1/bottom"]
+
+
+def test_retrieve_returns_both_vectors_the_photo_and_the_box_and_delete_removes(store):
+    g = CatalogGarment("shop/7/top", Group.TOP, "blouse", "white", "7.jpg", "m1", np.array([0, 1, 0], np.float32),
+                       np.array([0, 1], np.float32), photo_id="shop/7", image_digest="ab" * 32,
+                       box=Box(1, 2, 30, 40))  # fmt: skip
+    store.upsert([g])
+    back = store.retrieve("shop/7/top")
+    np.testing.assert_allclose(back.embedding, [0, 1, 0])
+    np.testing.assert_allclose(back.color_vector, [0, 1])
+    assert (back.photo, back.image_digest, back.box) == ("shop/7", "ab" * 32, Box(1, 2, 30, 40))
     assert store.retrieve("missing") is None
-    store.delete(["a/top", "never-there"])
+    store.delete(["shop/7/top", "never-there"])
     assert store.count() == 0
 
 
-def test_a_collection_of_another_vector_size_is_refused_at_open(tmp_path):
-    path = str(tmp_path / "q")
-    QdrantGarmentStore.open(url=None, api_key=None, path=path, collection="g", dim=4).close()
-    with pytest.raises(ModelError, match="holds 4-d vectors but the model makes 8-d"):
-        QdrantGarmentStore.open(url=None, api_key=None, path=path, collection="g", dim=8)
+def test_a_collection_of_other_vector_sizes_is_refused_at_open(tmp_path):
+    open_store(tmp_path / "q", dim=4).close()
+    with pytest.raises(ModelError, match=r"holds vectors .*'visual': 4.* but this model makes"):
+        open_store(tmp_path / "q", dim=8)
+
+
+def test_a_collection_from_before_named_vectors_is_refused_and_left_untouched(tmp_path):
+    client = QdrantClient(path=str(tmp_path / "old"))
+    client.create_collection("garments", vectors_config=models.VectorParams(size=3, distance=models.Distance.COSINE))
+    client.upsert("garments", points=[models.PointStruct(id=1, vector=[1, 0, 0], payload={"item_id": "x/top"})])
+    client.close()
+    with pytest.raises(ModelError, match=r"older kloset .*index the catalog again into a new collection"):
+        open_store(tmp_path / "old")
+    client = QdrantClient(path=str(tmp_path / "old"))
+    assert client.count("garments").count == 1
+    client.close()

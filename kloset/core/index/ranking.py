@@ -1,0 +1,118 @@
+"""Ranking a prefetched candidate set: fused visual + color similarity, and (SOFT) the predicted distributions.
+
+The model's category and color are jointly right for fewer than half of the garments, so a hard filter on their
+argmax throws the right garment away more often than not. SOFT instead adds to each candidate's similarity the
+log-probability of the candidate's own labels under the query's label distribution, which mixes the model's
+prediction with the labels of the query's nearest catalog neighbours (catalog labels are annotations, so they are
+evidence; a near-duplicate neighbour outweighs the rest through a softmax over similarity).
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+
+from kloset.core.index.store import CatalogGarment
+
+
+class FilterPolicy(StrEnum):
+    STRICT = "strict"  # the predicted category and color as a hard filter, relaxed when too few remain
+    SOFT = "soft"  # the predicted distributions reweigh candidates; nothing of the group is excluded
+    NONE = "none"  # visual + color similarity only
+
+
+@dataclass(frozen=True)
+class RankingWeights:
+    """The ranking's knobs; defaults chosen by `kloset bench retrieval` on ../shared/data/ccp (docs/search.md)."""
+
+    visual: float = 1.0
+    color: float = 0.25
+    category: float = 0.05  # weight of log p(candidate's category) under SOFT
+    color_label: float = 0.02  # weight of log p(candidate's color) under SOFT
+    neighbour_share: float = 0.5  # how much the neighbours' labels count against the model's prediction
+    neighbour_temperature: float = 0.02  # softmax temperature over neighbours' visual similarity
+    neighbours: int = 10
+    probability_floor: float = 1e-3  # a label the query rules out costs log(floor), not -inf
+
+
+@dataclass(frozen=True)
+class QueryGarment:
+    """What search knows of the query garment: its vectors and its label distributions."""
+
+    embedding: np.ndarray
+    color_vector: np.ndarray | None
+    category_probabilities: dict[str, float]
+    color_probabilities: dict[str, float]
+    labels_known: bool = False  # a catalog garment's labels: the neighbours have nothing to add
+
+
+@dataclass(frozen=True)
+class Hit:
+    garment: CatalogGarment
+    score: float
+    visual_similarity: float
+    color_similarity: float
+    support: int = 0  # CompleteLook: how many similar garments vouch for this one
+
+
+def similarities(query: QueryGarment, candidates: Sequence[CatalogGarment]) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine similarity of each candidate to the query, visual and color (0 where a vector is missing)."""
+    visual = np.array([_dot(query.embedding, c.embedding) for c in candidates], dtype=np.float64)
+    color = np.array([_dot(query.color_vector, c.color_vector) for c in candidates], dtype=np.float64)
+    return visual, color
+
+
+def label_distribution(
+    model: dict[str, float], neighbour_labels: Sequence[str], neighbour_similarity: np.ndarray, w: RankingWeights
+) -> dict[str, float]:
+    """Mix the model's distribution with a similarity-weighted vote of the nearest catalog neighbours' labels."""
+    if not neighbour_labels or w.neighbour_share <= 0:
+        return dict(model)
+    logits = (neighbour_similarity - neighbour_similarity.max()) / w.neighbour_temperature
+    weights = np.exp(logits) / np.exp(logits).sum()
+    votes: dict[str, float] = {}
+    for label, weight in zip(neighbour_labels, weights, strict=True):
+        votes[label] = votes.get(label, 0.0) + float(weight)
+    labels = set(model) | set(votes)
+    share = w.neighbour_share
+    return {label: (1 - share) * model.get(label, 0.0) + share * votes.get(label, 0.0) for label in labels}
+
+
+def rank(
+    query: QueryGarment, candidates: Sequence[CatalogGarment], policy: FilterPolicy, w: RankingWeights
+) -> list[Hit]:
+    """Score and sort candidates, best first (ties by item id, so results are reproducible)."""
+    if not candidates:
+        return []
+    visual, color = similarities(query, candidates)
+    scores = w.visual * visual + w.color * color
+    if policy is FilterPolicy.SOFT:
+        scores = scores + _label_scores(query, candidates, visual, w)
+    hits = [
+        Hit(c, float(s), float(v), float(k)) for c, s, v, k in zip(candidates, scores, visual, color, strict=True)
+    ]
+    return sorted(hits, key=lambda h: (-h.score, h.garment.item_id))
+
+
+def _label_scores(
+    query: QueryGarment, candidates: Sequence[CatalogGarment], visual: np.ndarray, w: RankingWeights
+) -> np.ndarray:
+    nearest = np.argsort(-visual, kind="stable")[: 0 if query.labels_known else w.neighbours]
+    sims = visual[nearest]
+    categories = label_distribution(query.category_probabilities, [candidates[i].category for i in nearest], sims, w)
+    colors = label_distribution(query.color_probabilities, [candidates[i].color for i in nearest], sims, w)
+    floor = w.probability_floor
+    return np.array(
+        [
+            w.category * np.log(max(categories.get(c.category, 0.0), floor))
+            + w.color_label * np.log(max(colors.get(c.color, 0.0), floor))
+            for c in candidates
+        ]
+    )
+
+
+def _dot(a: np.ndarray | None, b: np.ndarray | None) -> float:
+    if a is None or b is None or len(a) != len(b):
+        return 0.0
+    return float(np.dot(a, b))

@@ -1,0 +1,206 @@
+"""SearchEngine and OutfitFinder over a real Qdrant local-mode store, on hand-built catalogs of known answers."""
+
+import numpy as np
+import pytest
+
+from kloset.core.errors import InvalidInput, NotFound
+from kloset.core.garments.labels import Group
+from kloset.core.index.outfits import OutfitFinder
+from kloset.core.index.qdrant_store import QdrantGarmentStore
+from kloset.core.index.ranking import FilterPolicy, QueryGarment, RankingWeights, label_distribution, rank
+from kloset.core.index.search import SearchEngine, SearchFilter, SearchOptions, strict_steps
+from kloset.core.index.store import CatalogGarment
+
+DIM = 4
+
+
+def unit(*values) -> np.ndarray:
+    v = np.array(values, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+def garment(item_id, category, color, vector, group=Group.TOP, color_vector=(1.0, 0.0)):
+    return CatalogGarment(item_id, group, category, color, f"{item_id}.jpg", "m", unit(*vector), unit(*color_vector))
+
+
+class NoClassifier:
+    def classify(self, image, regions):
+        raise AssertionError("search by item must not classify anything")
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = QdrantGarmentStore.open(url=None, api_key=None, path=str(tmp_path / "q"), collection="g", dim=DIM,
+                                color_dim=2)  # fmt: skip
+    yield s
+    s.close()
+
+
+def engine(store, policy=FilterPolicy.SOFT, **weights):
+    return SearchEngine(NoClassifier(), store, 3, policy=policy, weights=RankingWeights(**weights), candidates=50)
+
+
+def ids(results):
+    return [h.garment.item_id for h in results.results]
+
+
+@pytest.fixture
+def catalog(store):
+    """Query q/top is a white blouse; only one other white blouse exists, so a strict filter must relax."""
+    store.upsert(
+        [
+            garment("q/top", "blouse", "white", (1, 0, 0, 0)),
+            garment("a/top", "blouse", "white", (1, 0.5, 0, 0)),
+            garment("b/top", "blouse", "black", (1, 0.2, 0, 0)),
+            garment("c/top", "shirt", "white", (1, 0.1, 0, 0)),
+            garment("d/top", "shirt", "black", (1, 0.3, 0, 0)),
+            garment("e/top", "knitwear", "red", (1, 0.4, 0, 0)),
+            garment("x/bottom", "skirt", "white", (1, 0, 0, 0), group=Group.BOTTOM),
+        ]
+    )
+    return store
+
+
+def test_strict_keeps_the_predicted_category_and_color_when_enough_remain(catalog):
+    answer = engine(catalog, FilterPolicy.STRICT).search_by_item("q/top", SearchFilter(), top_k=1)
+    assert ids(answer) == ["a/top"] and not answer.relaxed
+    assert answer.filter == SearchFilter(("blouse",), ("white",)) and answer.policy is FilterPolicy.STRICT
+
+
+def test_strict_relaxes_in_the_stated_order_and_says_so(catalog):
+    search = engine(catalog, FilterPolicy.STRICT)
+    # A catalog item's labels are certain: its second color has no probability, so "any color" comes next.
+    answer = search.search_by_item("q/top", SearchFilter(), top_k=2)
+    assert answer.relaxed and answer.relaxation == "any color"
+    assert answer.filter == SearchFilter(("blouse",), ()) and ids(answer) == ["b/top", "a/top"]
+    answer = search.search_by_item("q/top", SearchFilter(), top_k=5)
+    assert answer.relaxation == "any category of the group" and len(answer.results) == 5
+    assert "x/bottom" not in ids(answer)  # never outside the garment's group
+
+
+def test_strict_steps_try_the_second_color_before_any_color():
+    from kloset.core.index.search import _Query
+
+    query = _Query(QueryGarment(unit(1, 0, 0, 0), None, {}, {}), Group.TOP, "blouse", "white", [("blouse", 0.6)],
+                   [("white", 0.5), ("beige", 0.3)], None)  # fmt: skip
+    steps = strict_steps(SearchFilter(), query)
+    assert [s.relaxation for s in steps] == ["", "second color", "any color", "any category of the group"]
+    assert steps[1].filter == SearchFilter(("blouse",), ("white", "beige"))
+    # What the caller named is never relaxed: only the predicted half of the filter widens.
+    steps = strict_steps(SearchFilter(colors=("red",)), query)
+    assert [(s.relaxation, s.filter) for s in steps] == [
+        ("", SearchFilter(("blouse",), ("red",))),
+        ("any category of the group", SearchFilter((), ("red",))),
+    ]
+
+
+@pytest.mark.parametrize("policy", list(FilterPolicy))
+def test_an_explicit_filter_is_never_relaxed_under_any_policy(catalog, policy):
+    answer = engine(catalog, policy).search_by_item("q/top", SearchFilter(colors=("black",)), top_k=10)
+    assert sorted(ids(answer)) == ["b/top", "d/top"]  # short, because the caller asked for black only
+    assert all(h.garment.color == "black" for h in answer.results)
+
+
+def test_none_ranks_by_visual_similarity_and_soft_by_the_labels_too(catalog):
+    plain = engine(catalog, FilterPolicy.NONE, color=0.0).search_by_item("q/top", SearchFilter(), top_k=5)
+    assert ids(plain) == ["c/top", "b/top", "d/top", "e/top", "a/top"]
+    assert not plain.relaxed and plain.filter == SearchFilter()
+    soft = engine(catalog, FilterPolicy.SOFT, color=0.0, category=0.1, color_label=0.05)
+    answer = soft.search_by_item("q/top", SearchFilter(), top_k=5)
+    assert ids(answer)[:2] == ["a/top", "b/top"]  # the white blouse, then the black one, before the closer shirts
+    assert set(ids(answer)) == set(ids(plain))  # soft excludes nothing
+    assert answer.results[1].score < answer.results[1].visual_similarity  # log p(black) < 0 lowers b
+
+
+def test_color_similarity_is_fused_with_its_weight(store):
+    store.upsert(
+        [
+            garment("q/top", "blouse", "white", (1, 0, 0, 0), color_vector=(1, 0)),
+            garment("near-shape/top", "blouse", "white", (1, 0.1, 0, 0), color_vector=(0, 1)),
+            garment("near-color/top", "blouse", "white", (1, 0.3, 0, 0), color_vector=(1, 0)),
+        ]
+    )
+    assert ids(engine(store, FilterPolicy.NONE, color=0.0).search_by_item("q/top", SearchFilter(), 1)) == [
+        "near-shape/top"
+    ]
+    answer = engine(store, FilterPolicy.NONE, color=0.5).search_by_item("q/top", SearchFilter(), 1)
+    assert ids(answer) == ["near-color/top"]
+    hit = answer.results[0]
+    assert hit.score == pytest.approx(hit.visual_similarity + 0.5 * hit.color_similarity)
+
+
+def test_search_by_item_excludes_itself_pages_and_filters_by_score(catalog):
+    search = engine(catalog, FilterPolicy.NONE)
+    everything = ids(search.search_by_item("q/top", SearchFilter(), top_k=10))
+    assert "q/top" not in everything and len(everything) == 5
+    second_page = search.search_by_item("q/top", SearchFilter(), top_k=2, options=SearchOptions(offset=2))
+    assert ids(second_page) == everything[2:4]
+    full = search.search_by_item("q/top", SearchFilter(), top_k=10)
+    threshold = full.results[2].score
+    above = search.search_by_item("q/top", SearchFilter(), top_k=10, options=SearchOptions(min_score=threshold))
+    assert ids(above) == everything[:3]
+
+
+def test_group_by_photo_keeps_the_best_garment_of_each_photo(store):
+    store.upsert(
+        [
+            garment("q/top", "blouse", "white", (1, 0, 0, 0)),
+            garment("p1/top", "blouse", "white", (1, 0.1, 0, 0)),
+            garment("p1/top-2", "blouse", "white", (1, 0.15, 0, 0)),  # a second top of photo p1
+            garment("p2/top", "blouse", "white", (1, 0.3, 0, 0)),
+        ]
+    )
+    search = engine(store, FilterPolicy.NONE)
+    assert ids(search.search_by_item("q/top", SearchFilter(), 3)) == ["p1/top", "p1/top-2", "p2/top"]
+    grouped = search.search_by_item("q/top", SearchFilter(), 3, SearchOptions(group_by_photo=True))
+    assert ids(grouped) == ["p1/top", "p2/top"]
+
+
+def test_bad_requests_are_invalid_and_unknown_items_not_found(catalog):
+    search = engine(catalog)
+    with pytest.raises(InvalidInput, match="top_k"):
+        search.search_by_item("q/top", SearchFilter(), top_k=5000)
+    with pytest.raises(InvalidInput, match="offset"):
+        search.search_by_item("q/top", SearchFilter(), options=SearchOptions(offset=-1))
+    with pytest.raises(NotFound) as caught:
+        search.search_by_item("x" * 20_000, SearchFilter())
+    assert len(str(caught.value)) < 200
+
+
+def test_label_distribution_follows_a_near_duplicate_neighbour():
+    weights = RankingWeights(neighbour_share=0.5, neighbour_temperature=0.02)
+    mixed = label_distribution({"blouse": 0.7, "shirt": 0.3}, ["shirt", "blouse", "blouse"],
+                               np.array([0.97, 0.80, 0.79]), weights)  # fmt: skip
+    assert mixed["shirt"] > mixed["blouse"] and sum(mixed.values()) == pytest.approx(1.0)
+
+
+def test_rank_is_reproducible_on_ties():
+    query = QueryGarment(unit(1, 0, 0, 0), None, {}, {})
+    tied = [garment(f"{c}/top", "blouse", "white", (1, 0, 0, 0)) for c in "cab"]
+    assert [h.garment.item_id for h in rank(query, tied, FilterPolicy.NONE, RankingWeights())] == [
+        "a/top", "b/top", "c/top"
+    ]  # fmt: skip
+
+
+def test_complete_look_ranks_the_bottoms_worn_with_the_most_similar_tops(store):
+    store.upsert(
+        [
+            garment("p1/top", "blouse", "white", (1, 0, 0, 0)),
+            garment("p1/bottom", "skirt", "black", (0, 1, 0, 0), group=Group.BOTTOM),
+            garment("p2/top", "blouse", "white", (1, 0.2, 0, 0)),  # like p1's top
+            garment("p2/bottom", "skirt", "black", (0, 1, 0.2, 0), group=Group.BOTTOM),  # like p1's bottom
+            garment("p3/top", "t_shirt", "red", (0.2, 0, 0, 1)),  # unlike p1's top
+            garment("p3/bottom", "jeans", "blue", (0, 0, 1, 0), group=Group.BOTTOM),
+        ]
+    )
+    outfits = OutfitFinder(engine(store, FilterPolicy.NONE), store, similar=5, duplicate_similarity=0.9)
+    look = outfits.by_item("p1/top", SearchFilter(), top_k=5)
+    assert look.group is Group.BOTTOM
+    assert [(h.garment.item_id, h.support) for h in look.results] == [
+        ("p1/bottom", 2), ("p2/bottom", 2), ("p3/bottom", 1)
+    ]  # fmt: skip
+    assert look.results[0].score > look.results[1].score > look.results[2].score
+    jeans_only = outfits.by_item("p1/top", SearchFilter(categories=("jeans",)), top_k=5)
+    assert [h.garment.item_id for h in jeans_only.results] == ["p3/bottom"]
+    reverse = outfits.by_item("p3/bottom", SearchFilter(), top_k=1)
+    assert reverse.group is Group.TOP and [h.garment.item_id for h in reverse.results] == ["p3/top"]
