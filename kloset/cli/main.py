@@ -88,6 +88,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--queries", type=Path, help="attributes: tag-only photos (queries/ with tags.json) as extra data"
     )
 
+    bench = commands.add_parser("bench", help="benchmarks that print JSON figures")
+    bench.add_argument("what", choices=["retrieval"])
+    bench.add_argument("--data", type=Path, required=True, help="a K-Fashion folder (images/ + labels/)")
+    bench.add_argument("--limit", type=int, help="only the first N photos of the folder")
+    bench.add_argument("--seed", type=int, default=0, help="seed of the query views")
+    bench.add_argument("--plot", type=Path, help="write the recall / precision plot (PNG) here")
+    bench.add_argument("--table", type=Path, help="write the figures as a markdown table here")
+    bench.add_argument(
+        "--cache", type=Path, help="keep the model's answers here, for reruns with other ranking settings"
+    )
+    bench.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    bench.add_argument("--json", action="store_true")
+
     segment = commands.add_parser("segment", help="write a photo's garment masks and crops, to look at")
     segment.add_argument("image", type=Path)
     segment.add_argument("--out", type=Path, required=True)
@@ -174,6 +187,10 @@ def _dispatch(args, settings) -> int:
         return _evaluate(args, settings)
     if args.command == "segment":
         return _segment(args, settings)
+    if args.command == "bench":
+        from kloset.cli.bench import run_bench
+
+        return run_bench(args, settings)
     raise CommandError(f"unknown command {args.command}")
 
 

@@ -151,9 +151,17 @@ class SearchEngine:
         """One result list per query garment (the segmenter's garments when no region is given)."""
         limit, options = self.top_k(top_k), self._options(options)
         classification = self._classifier.classify(image, regions)
-        return [
-            self._search(_Query.of_prediction(g), search_filter, limit, options) for g in classification.garments
-        ]
+        return [self._search(_Query.of_prediction(g), search_filter, limit, options) for g in classification.garments]
+
+    def search_prediction(
+        self,
+        prediction: GarmentPrediction,
+        search_filter: SearchFilter,
+        top_k: int = 0,
+        options: SearchOptions = SearchOptions(),
+    ) -> GarmentResults:
+        """Search for a garment already classified (the benchmark times search apart from inference)."""
+        return self._search(_Query.of_prediction(prediction), search_filter, self.top_k(top_k), self._options(options))
 
     def search_by_item(
         self,

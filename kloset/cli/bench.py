@@ -1,0 +1,51 @@
+"""`kloset bench retrieval`: the retrieval benchmark, with figures as JSON, a plot and a markdown table."""
+
+import json
+import sys
+from collections.abc import Iterator, Sequence
+
+from kloset.cli.client import CommandError
+from kloset.cli.progress import Progress
+from kloset.core.config import Settings
+
+
+def _progress(quiet: bool):
+    def progress(items: Sequence, label: str) -> Iterator:
+        bar = Progress(label, len(items), enabled=not quiet)
+        for count, item in enumerate(items, start=1):
+            yield item
+            bar.update(count)
+        bar.close()
+
+    return progress
+
+
+def run_bench(args, settings: Settings) -> int:
+    if args.what != "retrieval":
+        raise CommandError(f"unknown benchmark {args.what}")
+    if not (args.data / "labels").is_dir() and not any(args.data.rglob("*.json")):
+        raise CommandError(f"{args.data} is not a K-Fashion folder (no labels/ and no label JSON)")
+    from kloset.bench.report import retrieval_table, save_retrieval_plot
+    from kloset.bench.retrieval import BenchSettings, run_retrieval_benchmark
+    from kloset.core.classifier import AttributeEngine
+    from kloset.core.models.attributes import AttributeModel
+    from kloset.core.models.segmenter import Segmenter
+
+    model = AttributeModel.load(settings.model_dir, settings.backbone_weights, settings.inference_batch_size)
+    segmenter = Segmenter.load(settings.segmenter_dir, settings.backbone_weights)
+    classifier = AttributeEngine(model, settings.max_image_pixels, segmenter, settings.max_garments_per_request)
+    bench = BenchSettings(
+        weights=settings.ranking_weights, candidates=settings.search_candidates,
+        default_policy=settings.filter_policy, seed=args.seed, limit=args.limit,
+    )  # fmt: skip
+    figures = run_retrieval_benchmark(args.data, classifier, bench, _progress(args.quiet or args.json), args.cache)
+    if args.plot:
+        save_retrieval_plot(figures, args.plot)
+    if args.table:
+        args.table.parent.mkdir(parents=True, exist_ok=True)
+        args.table.write_text(retrieval_table(figures, args.data.name), encoding="utf-8")
+    if args.json:
+        print(json.dumps(figures, ensure_ascii=False))
+    else:
+        sys.stdout.write(retrieval_table(figures, args.data.name))
+    return 0
