@@ -67,11 +67,17 @@ def write_contact_sheet(
     crops: dict[str, bytes],
     query_image: bytes | None = None,
     title: str = "",
+    *,
+    upright: bool = True,
 ) -> Path:
-    """Render the query garments and their results as a PNG contact sheet at path and return path."""
+    """Render the query garments and their results as a PNG contact sheet at path and return path.
+
+    upright: the boxes refer to the photo turned by its EXIF orientation, as the classifier reads a photo sent without
+    regions; pass False when the search sent --label / --box regions, which refer to the stored pixels.
+    """
     font = ImageFont.load_default(size=FONT_SIZE)
     title_font = ImageFont.load_default(size=TITLE_SIZE)
-    photo = _decode(query_image) if query_image is not None else None
+    photo = _decode(query_image, upright) if query_image is not None else None
     tiles = [_query_tile(g, photo, crops.get(QUERY_CROP_KEY) if i == 0 else None) for i, g in enumerate(garments)]
     query_width = max([TILE, *(t.width for t in tiles if t is not None)])
     rows = [_Row(g, t, _wrap(_query_caption(g), font, query_width)) for g, t in zip(garments, tiles, strict=True)]
@@ -118,12 +124,12 @@ def _draw_row(
         _draw_lines(draw, font, _result_caption(rank, hit, font), x, top + TILE + CAPTION_GAP, TEXT)
 
 
-def _decode(data: bytes | None) -> Image.Image | None:
-    """Decode image bytes into an RGB image; None when missing, empty or not decodable."""
+def _decode(data: bytes | None, upright: bool = False) -> Image.Image | None:
+    """Decode image bytes into an RGB image (turned by its EXIF orientation if upright); None when not decodable."""
     if not data:
         return None
     try:
-        return Image.fromarray(decode_image(data, MAX_PIXELS))
+        return Image.fromarray(decode_image(data, MAX_PIXELS, apply_exif_orientation=upright))
     except InvalidInput:
         return None
 

@@ -125,3 +125,20 @@ def test_query_caption():
     lines = sheet._wrap(caption, font, TILE)
     assert all(font.getlength(line) <= TILE for line in lines) and len(lines) > 1
     assert any(line.startswith("/ white 0.71") for line in lines)  # wraps between chunks, not inside "white 0.71"
+
+
+def test_boxes_follow_the_exif_orientation_unless_told_otherwise(tmp_path):
+    stored = Image.new("RGB", (PHOTO_SIZE[1], PHOTO_SIZE[0]), PHOTO_COLOR)  # 480 x 320, shown upright as 320 x 480
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: turn 90 degrees clockwise to show
+    out = io.BytesIO()
+    stored.save(out, format="PNG", exif=exif)
+    garments = [_garment("top", TOP_BOX, [])]
+    upright = _open(write_contact_sheet(tmp_path / "upright.png", garments, {}, out.getvalue()))
+    scale = TILE / PHOTO_SIZE[1]
+    middle = PAD + round((TOP_BOX["y"] + TOP_BOX["height"] / 2) * scale)
+    assert upright.getpixel((PAD + round(TOP_BOX["x"] * scale) + 1, middle)) == group_color("top")
+    stored_sheet = _open(write_contact_sheet(tmp_path / "stored.png", garments, {}, out.getvalue(), upright=False))
+    scale = min(TILE / PHOTO_SIZE[0], sheet.QUERY_MAX_WIDTH / PHOTO_SIZE[1])  # the stored 480 x 320 photo
+    middle = PAD + round((TOP_BOX["y"] + TOP_BOX["height"] / 2) * scale)
+    assert stored_sheet.getpixel((PAD + round(TOP_BOX["x"] * scale) + 1, middle)) == group_color("top")
