@@ -75,6 +75,7 @@ def _options(args) -> search_pb2.SearchOptions:
 def run_search(clients: Clients, args) -> int:
     stub = clients.search()
     item, image = _query(args)
+    request_regions = [] if item else _regions(args)
     search_filter = search_pb2.SearchFilter(categories=args.category or [], colors=args.color or [])
     try:
         if item:
@@ -84,13 +85,14 @@ def run_search(clients: Clients, args) -> int:
             response = stub.SearchByItem(request, timeout=TIMEOUT_S)
         else:
             request = search_pb2.SearchByImageRequest(
-                image=image, garments=regions_to_proto(_regions(args)), filter=search_filter, top_k=args.top_k,
+                image=image, garments=regions_to_proto(request_regions), filter=search_filter, top_k=args.top_k,
                 options=_options(args),
             )  # fmt: skip
             response = stub.SearchByImage(request, timeout=TIMEOUT_S)
     except grpc.RpcError as exc:
         raise CommandError(rpc_message(exc)) from None
-    return _answer(clients, args, [_garment_json(g) for g in response.garments], item, image)
+    garments = [_garment_json(g) for g in response.garments]
+    return _answer(clients, args, garments, item, image, upright=not request_regions)
 
 
 def run_outfit(clients: Clients, args) -> int:
@@ -108,12 +110,12 @@ def run_outfit(clients: Clients, args) -> int:
         response = clients.search().CompleteLook(request, timeout=TIMEOUT_S)
     except grpc.RpcError as exc:
         raise CommandError(rpc_message(exc)) from None
-    return _answer(clients, args, [_garment_json(g) for g in response.garments], item, image)
+    return _answer(clients, args, [_garment_json(g) for g in response.garments], item, image, upright=not regions)
 
 
-def _answer(clients: Clients, args, garments: list[dict], item: str, image: bytes) -> int:
+def _answer(clients: Clients, args, garments: list[dict], item: str, image: bytes, upright: bool = True) -> int:
     if args.sheet:
-        _write_sheet(clients, args.sheet, garments, item, image)
+        _write_sheet(clients, args.sheet, garments, item, image, upright)
     if args.json:
         print(json.dumps({"garments": garments}, ensure_ascii=False))
         return 0
@@ -128,7 +130,7 @@ def _answer(clients: Clients, args, garments: list[dict], item: str, image: byte
     return 0
 
 
-def _write_sheet(clients: Clients, path: Path, garments: list[dict], item: str, image: bytes) -> None:
+def _write_sheet(clients: Clients, path: Path, garments: list[dict], item: str, image: bytes, upright: bool) -> None:
     from kloset.cli.sheet import write_contact_sheet
 
     wanted = list(dict.fromkeys([*([item] if item else []), *(h["item_id"] for g in garments for h in g["results"])]))
@@ -143,7 +145,8 @@ def _write_sheet(clients: Clients, path: Path, garments: list[dict], item: str, 
     if item:
         crops["query"] = crops.get(item, b"")
     title = f"query: {item}" if item else ""
-    write_contact_sheet(path, garments, crops, query_image=image or None, title=title)
+    # Boxes refer to the photo turned upright by its EXIF orientation unless the caller gave the regions.
+    write_contact_sheet(path, garments, crops, query_image=image or None, title=title, upright=upright)
 
 
 def _scores(scores) -> list[dict]:
