@@ -1,5 +1,6 @@
 """The gRPC API end to end: every role running in one process on real ports, a real redis-server, Qdrant local."""
 
+import io
 import json
 import time
 
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from PIL import Image
 
 from kloset.core.garments.images import encode_jpeg
 from kloset.core.models.backbone import EMBEDDING_DIM
@@ -212,7 +214,15 @@ def test_search_by_image_gives_one_result_list_per_garment(stubs, sample_catalog
         assert list(garment.filter.colors) == ["black", "white", "navy", "red"]
         assert len(garment.results) <= 5
         assert all(h.color in garment.filter.colors and h.group == garment.group for h in garment.results)
-        assert garment.box.width > 0 and garment.box.height > 0 and len(garment.top_categories) == 3
+        assert len(garment.top_categories) == 3 and garment.top_categories[0].label == garment.category
+    # Each list carries its own garment's box: the bounding box of the polygon it was asked with.
+    for garment, region in zip((top, bottom), request.garments, strict=True):
+        xs = [p.x for p in region.polygons[0].points]
+        ys = [p.y for p in region.polygons[0].points]
+        box = garment.box
+        assert (box.x, box.y) == pytest.approx((min(xs), min(ys)), abs=1)
+        assert (box.x + box.width - 1, box.y + box.height - 1) == pytest.approx((max(xs), max(ys)), abs=1)
+    assert top.box != bottom.box
 
 
 def test_search_rejects_unknown_filters_and_silly_top_k(stubs):
@@ -262,3 +272,43 @@ def test_watch_job_of_an_unknown_job_is_not_found(stubs):
     with pytest.raises(grpc.RpcError) as info:
         list(stubs["ingest"].WatchJob(ingest_pb2.WatchJobRequest(job_id="nope"), timeout=10))
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_garment_images_are_crops_of_the_stored_photos(stubs, ingested):
+    request = search_pb2.GetGarmentImagesRequest(item_ids=["0001/top", "missing/top"], max_side=64)
+    found, missing = stubs["search"].GetGarmentImages(request, timeout=30).images
+    assert found.item_id == "0001/top" and found.jpeg[:2] == b"\xff\xd8" and missing.jpeg == b""
+    width, height = Image.open(io.BytesIO(found.jpeg)).size
+    assert max(width, height) <= 64
+    too_many = search_pb2.GetGarmentImagesRequest(item_ids=[f"{i}/top" for i in range(101)])
+    assert_invalid(lambda: stubs["search"].GetGarmentImages(too_many, timeout=10), "at most 100")
+
+
+def test_complete_look_over_grpc(stubs, sample_catalog, ingested):
+    request = search_pb2.CompleteLookRequest(item_id="0002/top", top_k=4)
+    [look] = stubs["search"].CompleteLook(request, timeout=30).garments
+    assert look.group == garment_pb2.GARMENT_GROUP_BOTTOM and 0 < len(look.results) <= 4
+    assert all(h.group == garment_pb2.GARMENT_GROUP_BOTTOM and h.support >= 1 for h in look.results)
+    assert "0002/bottom" in [h.item_id for h in look.results]  # worn with the query itself
+    image = (sample_catalog / "images" / "0002.jpg").read_bytes()
+    [top_region, _] = polygon_regions(sample_catalog, "0002")
+    by_photo = search_pb2.CompleteLookRequest(image=image, garment=top_region, top_k=3)
+    [look] = stubs["search"].CompleteLook(by_photo, timeout=30).garments
+    assert look.group == garment_pb2.GARMENT_GROUP_BOTTOM and look.results
+    both = search_pb2.CompleteLookRequest(item_id="0002/top", image=image)
+    assert_invalid(lambda: stubs["search"].CompleteLook(both, timeout=10), "either item_id or image")
+
+
+def test_search_options_page_group_and_refuse_bad_values(stubs, ingested):
+    def items(**options):
+        request = search_pb2.SearchByItemRequest(item_id="0004/top", top_k=4,
+                                                 options=search_pb2.SearchOptions(**options))  # fmt: skip
+        return [h.item_id for h in stubs["search"].SearchByItem(request, timeout=30).garments[0].results]
+
+    first, second = items(), items(offset=4)
+    assert len(first) == len(second) == 4 and not set(first) & set(second)
+    grouped = items(group_by_photo=True)
+    assert len({i.split("/")[0] for i in grouped}) == len(grouped)
+    assert items(min_score=1e9) == []
+    assert_invalid(lambda: items(offset=1_000_000), "offset must be between")
+    assert_invalid(lambda: items(policy=42), "unknown filter policy")
