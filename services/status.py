@@ -21,6 +21,13 @@ _CODES: tuple[tuple[type[KlosetError], grpc.StatusCode], ...] = (
 
 F = TypeVar("F", bound=Callable)
 
+# The details travel in the trailers, which gRPC limits to about 8 KB by default: a longer message would reach the
+# client as RESOURCE_EXHAUSTED "Stream removed" instead of the reason. Messages quote caller input only in part
+# (errors.quoted); this cap is the last line of defence. grpc-message is percent-encoded UTF-8 (a Korean character
+# takes 9 bytes on the wire), so the encoded size is capped too.
+MAX_DETAILS_CHARS = 1000
+_MAX_DETAILS_WIRE_BYTES = 4000
+
 
 def status_code(error: KlosetError) -> grpc.StatusCode:
     return next((code for kind, code in _CODES if isinstance(error, kind)), grpc.StatusCode.INTERNAL)
@@ -29,9 +36,29 @@ def status_code(error: KlosetError) -> grpc.StatusCode:
 def _abort(method: Callable, context: grpc.ServicerContext, error: Exception):
     """End the call with the error's status; anything not raised on purpose is INTERNAL and logged."""
     if isinstance(error, KlosetError):
-        context.abort(status_code(error), str(error))
+        context.abort(status_code(error), short_details(str(error)))
     log.exception("%s failed", method.__qualname__, exc_info=error)
     context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method.__name__}; see the server log")
+
+
+def short_details(message: str) -> str:
+    """The message, cut (with a note saying so) to at most MAX_DETAILS_CHARS characters that fit the trailers."""
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")  # a lone surrogate cannot be sent
+    if len(message) <= MAX_DETAILS_CHARS and _wire_bytes(message) <= _MAX_DETAILS_WIRE_BYTES:
+        return message
+    note = f"… ({len(message)} characters, cut)"
+    budget, end = _MAX_DETAILS_WIRE_BYTES - _wire_bytes(note), 0
+    for char in message[: MAX_DETAILS_CHARS - len(note)]:
+        budget -= _wire_bytes(char)
+        if budget < 0:
+            break
+        end += 1
+    return message[:end] + note
+
+
+def _wire_bytes(text: str) -> int:
+    """Length of text percent-encoded as grpc-message is: printable ASCII but % as is, every other byte as %XX."""
+    return sum(1 if 0x20 <= b <= 0x7E and b != 0x25 else 3 for b in text.encode("utf-8"))
 
 
 def grpc_errors(method: F) -> F:

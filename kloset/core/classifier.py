@@ -17,6 +17,14 @@ if TYPE_CHECKING:  # the models pull in TensorFlow; clients of this module's typ
 DEFAULT_MAX_GARMENTS = 16  # Settings.max_garments_per_request's default
 
 
+def check_garment_count(count: int, limit: int) -> None:
+    """Refuse a request that names more than `limit` garments (KLOSET_MAX_GARMENTS_PER_REQUEST)."""
+    if count > limit:
+        raise InvalidInput(
+            f"a request may name at most {limit} garments (KLOSET_MAX_GARMENTS_PER_REQUEST); this one names {count}"
+        )
+
+
 @dataclass(frozen=True)
 class Classification:
     garments: list[GarmentPrediction]
@@ -49,17 +57,17 @@ class AttributeEngine:
         self._max_garments = max_garments
 
     @property
+    def max_garments(self) -> int:
+        return self._max_garments
+
+    @property
     def model_version(self) -> str:
         return self._model.version
 
     def classify(self, image: bytes, regions: Sequence[Region]) -> Classification:
         # Refused before anything is decoded or cropped: the work and memory must not follow what a caller sends.
         # (The segmenter finds at most one garment per group, so its regions need no such check.)
-        if len(regions) > self._max_garments:
-            raise InvalidInput(
-                f"a request may name at most {self._max_garments} garments (KLOSET_MAX_GARMENTS_PER_REQUEST); "
-                f"this one names {len(regions)}"
-            )
+        check_garment_count(len(regions), self._max_garments)
         # A phone photo without regions is shown upright; annotated regions refer to the stored pixels.
         pixels = decode_image(image, self._max_pixels, apply_exif_orientation=not regions)
         height, width = pixels.shape[:2]

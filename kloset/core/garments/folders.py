@@ -61,7 +61,7 @@ def _label_keys(label: Path) -> list[str]:
             keys.append(Path(info["이미지 파일명"]).name.lower())
         if isinstance(info.get("이미지 식별자"), int | str):
             keys.append(str(info["이미지 식별자"]).lower())
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):  # RecursionError: arrays nested thousands deep
         pass  # a broken label still pairs by its stem, and Submit then says what is wrong with it
     keys.append(label.stem.lower())
     return keys

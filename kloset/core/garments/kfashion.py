@@ -8,11 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from kloset.core.errors import InvalidInput
+from kloset.core.errors import InvalidInput, quoted
 from kloset.core.garments.labels import KOREAN_GROUPS, UNINDEXED_KOREAN_GROUPS, Group, parse_category, parse_color
 from kloset.core.garments.regions import Region, make_box, make_polygon
 
-_VERTEX_KEY = re.compile(r"^([XY])좌표(\d+)$")
+_VERTEX_KEY = re.compile(r"^([XY])좌표(\d{1,9})$")  # bounded: int() of a 5,000-digit string raises ValueError
+_MAX_SIDE_PX = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -80,10 +81,16 @@ def parse_label(data: bytes | str | dict[str, Any]) -> KFashionLabel:
 def _load_json(data: bytes | str | dict[str, Any]) -> dict[str, Any]:
     if isinstance(data, dict):
         return data
+    # Every way json.loads can fail on hostile bytes ends here: malformed text, arrays or objects nested deeper
+    # than the interpreter's recursion limit, and integers longer than Python will convert (sys.int_info).
     try:
         doc = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidInput(f"label is not valid UTF-8 JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidInput("label JSON is nested too deeply to be a K-Fashion label") from None
+    except ValueError:
+        raise InvalidInput("label JSON has a number with too many digits") from None
     if not isinstance(doc, dict):
         raise InvalidInput("label must be a JSON object in K-Fashion format")
     if "데이터셋 정보" not in doc:
@@ -122,7 +129,7 @@ def _polygon(entry: dict[str, Any], what: str) -> np.ndarray:
     for key, value in entry.items():
         match = _VERTEX_KEY.match(key)
         if match is None:
-            raise InvalidInput(f"{what} has an unexpected key {key!r}; expected X좌표N / Y좌표N")
+            raise InvalidInput(f"{what} has an unexpected key {quoted(key)}; expected X좌표N / Y좌표N")
         axis, index = match.group(1), int(match.group(2))
         (xs if axis == "X" else ys)[index] = _number(value, f"{what} {key}")
     if set(xs) != set(ys):
@@ -159,8 +166,11 @@ def _labels(korean: str, value: Any) -> tuple[str | None, str | None]:
 
 def _number(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidInput(f"{what} must be a number, got {value!r}")
-    return float(value)
+        raise InvalidInput(f"{what} must be a number, got {quoted(value)}")
+    try:
+        return float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        raise InvalidInput(f"{what} is too large a number") from None
 
 
 def _optional_str(value: Any, what: str) -> str | None:
@@ -168,14 +178,19 @@ def _optional_str(value: Any, what: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidInput(f"이미지 정보.{what} must be a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # JSON's "\ud800" escapes decode to text that cannot be stored or sent on
+        raise InvalidInput(f"이미지 정보.{what} is not valid Unicode: it has an unpaired surrogate") from None
     return value
 
 
 def _optional_size(value: Any, what: str) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise InvalidInput(f"이미지 정보.{what} must be a positive number")
+    # The range check also refuses NaN and infinity (JSON's NaN, Infinity), which int() cannot convert.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= _MAX_SIDE_PX:
+        raise InvalidInput(f"이미지 정보.{what} must be a positive number of pixels, got {quoted(value)}")
     return int(value)
 
 

@@ -5,7 +5,7 @@ Codes travel as snake_case English; the Korean K-Fashion names are accepted on i
 
 from enum import StrEnum
 
-from kloset.core.errors import InvalidInput
+from kloset.core.errors import InvalidInput, quoted
 
 
 class Group(StrEnum):
@@ -72,7 +72,9 @@ def parse_category(name: str) -> str:
     """Map a category code or Korean K-Fashion name to its code."""
     code = _CATEGORY_NAMES.get(name.strip().lower() if name.isascii() else name.strip())
     if code is None:
-        raise InvalidInput(f"unknown category {name!r}; expected one of {', '.join(CATEGORIES)} or a K-Fashion name")
+        raise InvalidInput(
+            f"unknown category {quoted(name)}; expected one of {', '.join(CATEGORIES)} or a K-Fashion name"
+        )
     return code
 
 
@@ -80,7 +82,7 @@ def parse_color(name: str) -> str:
     """Map a color code or Korean K-Fashion name to its code."""
     code = _COLOR_NAMES.get(name.strip().lower() if name.isascii() else name.strip())
     if code is None:
-        raise InvalidInput(f"unknown color {name!r}; expected one of {', '.join(COLORS)} or a K-Fashion name")
+        raise InvalidInput(f"unknown color {quoted(name)}; expected one of {', '.join(COLORS)} or a K-Fashion name")
     return code
 
 

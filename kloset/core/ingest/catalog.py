@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from kloset.core.errors import InvalidInput
+from kloset.core.errors import InvalidInput, quoted
 from kloset.core.garments.images import decode_image
 from kloset.core.garments.kfashion import KFashionLabel, parse_label
 from kloset.core.garments.regions import fit_region
@@ -14,6 +14,7 @@ from kloset.core.ingest.queue import IngestQueue, Job, JobSpec
 
 _ITEM_ID = re.compile(r"^[\w.\-:@+]+(?:/[\w.\-:@+]+)*$")
 MAX_ITEM_ID_LENGTH = 200
+MAX_FILENAME_LENGTH = 1000  # the file name is stored with the job and shown with its dead letter
 
 
 @dataclass(frozen=True)
@@ -33,10 +34,17 @@ def check_item_id(item_id: str) -> str:
     """Return item_id if it is usable as a catalog id, else raise InvalidInput saying what is allowed."""
     if not item_id or len(item_id) > MAX_ITEM_ID_LENGTH or not _ITEM_ID.match(item_id):
         raise InvalidInput(
-            f"item id {item_id!r} is not valid: use 1-{MAX_ITEM_ID_LENGTH} letters, digits and . - _ : @ + "
+            f"item id {quoted(item_id)} is not valid: use 1-{MAX_ITEM_ID_LENGTH} letters, digits and . - _ : @ + "
             "in parts separated by /"
         )
     return item_id
+
+
+def check_filename(filename: str) -> str:
+    """Return filename if it can be stored with a job, else raise InvalidInput."""
+    if len(filename) > MAX_FILENAME_LENGTH:
+        raise InvalidInput(f"file name {quoted(filename)} is longer than {MAX_FILENAME_LENGTH} characters")
+    return filename
 
 
 def read_label(label_json: bytes, max_bytes: int, width: int, height: int) -> KFashionLabel:
@@ -46,7 +54,7 @@ def read_label(label_json: bytes, max_bytes: int, width: int, height: int) -> KF
     label = parse_label(label_json)
     if (label.width and label.width != width) or (label.height and label.height != height):
         raise InvalidInput(
-            f"label is for a {label.width}x{label.height} image ({label.file_name}), "
+            f"label is for a {label.width}x{label.height} image ({quoted(label.file_name)}), "
             f"but the image is {width}x{height}: is it the label of another image?"
         )
     for garment in label.garments:
@@ -77,6 +85,7 @@ class CatalogIngest:
             or (label.stem if label and label.stem else "")
             or hashlib.sha256(submission.image).hexdigest()[:16]
         )
+        filename = check_filename(submission.filename or (label.file_name if label and label.file_name else ""))
         if label is not None and not label.garments:
             groups = ", ".join(label.unindexed_groups) or "no garment"
             reason = f"nothing to index: the label has only {groups} (no 상의/하의)"
@@ -87,7 +96,7 @@ class CatalogIngest:
             image_digest=image_digest,
             label_digest=label_digest,
             item_id=item_id,
-            filename=submission.filename or (label.file_name if label and label.file_name else ""),
+            filename=filename,
             item_ids=tuple(garment_item_id(item_id, g.group.value) for g in label.garments) if label else (),
         )
         return self._queue.enqueue(spec, content_key=f"{image_digest}:{label_digest}")

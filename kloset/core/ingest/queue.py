@@ -15,9 +15,10 @@ from enum import StrEnum
 
 import redis
 
-from kloset.core.errors import NotFound, Overloaded, Unavailable
+from kloset.core.errors import NotFound, Overloaded, Unavailable, quoted
 
 TERMINAL_STATES = frozenset({"done", "failed", "skipped"})
+_MAX_JOBS_NAMED = 5  # in an error message about job ids a caller sent
 
 
 class JobState(StrEnum):
@@ -202,7 +203,7 @@ class IngestQueue:
         except redis.RedisError as exc:
             raise Unavailable(f"Redis did not answer: {exc}") from None
         if not record:
-            raise NotFound(f"no job {job_id!r} (unknown, or expired after its retention time)")
+            raise NotFound(f"no job {quoted(job_id)} (unknown, or expired after its retention time)")
         return Job(
             job_id=job_id,
             state=JobState(record["state"]),
@@ -337,7 +338,9 @@ class IngestQueue:
         chosen = letters if everything else [letter for letter in letters if letter.job_id in wanted]
         missing = wanted - {letter.job_id for letter in chosen}
         if missing and not everything:
-            raise NotFound(f"no dead letter for job(s) {', '.join(sorted(missing))}")
+            shown = ", ".join(quoted(job_id) for job_id in sorted(missing)[:_MAX_JOBS_NAMED])
+            more = f" and {len(missing) - _MAX_JOBS_NAMED} more" if len(missing) > _MAX_JOBS_NAMED else ""
+            raise NotFound(f"no dead letter for job(s) {shown}{more}")
         return chosen
 
     def stats(self) -> QueueStats:

@@ -154,7 +154,13 @@ def extract_query_features(
     Photos whose tags name two candidates for a group are left out for that group: the tag cannot say which
     one is visible.
     """
-    tags = json.loads((queries_dir / "tags.json").read_text(encoding="utf-8"))
+    tags_path = queries_dir / "tags.json"
+    try:
+        tags = json.loads(tags_path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as exc:  # RecursionError: arrays or objects nested thousands deep
+        raise InvalidInput(f"{tags_path} is not valid JSON: {str(exc)[:200]}") from None
+    if not isinstance(tags, dict) or not all(isinstance(entry, dict) for entry in tags.values()):
+        raise InvalidInput(f"{tags_path} must map each image id to an object of tags")
 
     def tagged_crops() -> Iterator[tuple[GarmentCrop, LabeledCrop]]:
         for image_id, entry in sorted(tags.items()):

@@ -39,3 +39,10 @@ def test_ai_hub_trees_are_matched_by_file_name_then_identifier_then_stem(tmp_pat
     assert pairs == {by_name: "a.json", by_id: "b.json", by_stem: "retro_9.json"}
     assert scan.unmatched_images == [orphan_image]
     assert [p.name for p in scan.unmatched_labels] == ["broken.json"]
+
+
+def test_labels_nested_too_deeply_still_pair_by_their_stem(tmp_path):
+    image = touch(tmp_path / "photos" / "0007.jpg")
+    (tmp_path / "photos" / "0007.json").write_text("[" * 100_000)
+    scan = scan_catalog(tmp_path)
+    assert [(p.image, p.label.name) for p in scan.photos] == [(image, "0007.json")]

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from kloset.core.errors import InvalidInput
-from kloset.core.garments.images import decode_image, encode_jpeg
+from kloset.core.garments.images import decode_image, encode_jpeg, image_size
 
 LIMIT = 40_000_000
 
@@ -62,3 +62,42 @@ def test_image_size_reads_the_header_with_the_same_checks():
         image_size(b"", LIMIT)
     with pytest.raises(InvalidInput, match="not an image"):
         image_size(b"nope", LIMIT)
+
+
+def test_formats_other_than_photos_are_not_read():
+    """Pillow opens some forty formats; an ICO whose directory says 16x16 would decode the 20000x20000 PNG inside."""
+    import struct
+
+    out = io.BytesIO()
+    Image.new("1", (20_000, 20_000)).save(out, format="PNG")
+    png = out.getvalue()
+    ico = struct.pack("<HHH", 0, 1, 1) + struct.pack("<BBBBHHII", 16, 16, 0, 0, 1, 32, len(png), 22) + png
+    for data in (ico, _saved("GIF"), _saved("TIFF"), _saved("PPM")):
+        with pytest.raises(InvalidInput, match="image format kloset cannot read"):
+            decode_image(data, LIMIT)
+        with pytest.raises(InvalidInput, match="image format kloset cannot read"):
+            image_size(data, LIMIT)
+    for fmt in ("JPEG", "PNG", "WEBP", "BMP"):
+        assert decode_image(_saved(fmt), LIMIT).shape == (6, 8, 3)
+
+
+def _saved(fmt: str) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (8, 6), (200, 10, 10)).save(out, format=fmt)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("cut", [30, 60, 100, 200, 400])
+def test_damaged_headers_are_invalid_input_whatever_the_reader_raises(cut):
+    """Readers of malformed files raise OSError, struct.error, IndexError, ...: every one is InvalidInput."""
+    rng = np.random.default_rng(cut)
+    for fmt in ("JPEG", "PNG", "WEBP", "BMP"):
+        data = bytearray(_saved(fmt))
+        for _ in range(20):
+            damaged = bytes(data)
+            position = int(rng.integers(8, min(cut, len(data))))
+            damaged = damaged[:position] + bytes(rng.integers(0, 256, 4, dtype=np.uint8)) + damaged[position + 4 :]
+            try:
+                decode_image(damaged, LIMIT)
+            except InvalidInput as exc:
+                assert len(str(exc)) < 400

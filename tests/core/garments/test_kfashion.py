@@ -121,3 +121,37 @@ def test_ccp_masks_match_rects_and_pixel_counts(ccp_dir):
             assert abs(mask.sum() / kept[(path.stem, korean)] - 1) < 0.12
             checked += 1
     assert checked > 50
+
+
+def _with_info(**info):
+    d = doc()
+    d["이미지 정보"].update(info)
+    return json.dumps(d)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ("[" * 100_000, "nested too deeply"),
+        ('{"데이터셋 정보": ' * 100_000, "nested too deeply"),
+        ('{"데이터셋 정보": ' + "1" * 5_000 + "}", "number with too many digits"),
+        (_with_polygon({"X좌표1": 10**400, "Y좌표1": 1.0}), "too large a number"),
+        (_with_polygon({"X좌표" + "1" * 5_000: 1.0}), r"unexpected key 'X좌표1111.*… \(5003 characters\)"),
+        (_with_polygon({"X좌표1": [[1]] * 1_000, "Y좌표1": 1.0}), r"got \[\[1\], \[1\].*… \(5000 characters\)"),
+        (_with_info(**{"이미지 너비": 10**30}), "positive number of pixels"),
+        (_with_info(**{"이미지 높이": -3}), "positive number of pixels, got -3"),
+        (_with_info(**{"이미지 파일명": "\ud800.jpg"}), "unpaired surrogate"),
+    ],
+)
+def test_hostile_labels_are_invalid_input_with_short_messages(data, message):
+    with pytest.raises(InvalidInput, match=message) as info:
+        parse_label(data)
+    assert len(str(info.value)) < 300
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_image_sizes_are_refused(value):
+    text = _with_info(**{"이미지 너비": value})  # json.dumps writes NaN, Infinity, -Infinity, which json.loads reads
+    assert "NaN" in text or "Infinity" in text
+    with pytest.raises(InvalidInput, match="positive number of pixels"):
+        parse_label(text)

@@ -29,3 +29,11 @@ def test_unknown_names_are_rejected_with_the_name():
         parse_category("tuxedo")
     with pytest.raises(InvalidInput, match="'마젠타'"):
         parse_color("마젠타")
+
+
+def test_long_names_are_quoted_only_in_part():
+    with pytest.raises(InvalidInput, match=r"unknown color 'xxx.*… \(20000 characters\)") as info:
+        parse_color("x" * 20_000)
+    assert len(str(info.value)) < 400
+    with pytest.raises(InvalidInput, match=r"… \(20000 characters\)"):
+        parse_category("티" * 20_000)

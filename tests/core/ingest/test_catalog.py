@@ -109,3 +109,27 @@ def test_backpressure_refuses_new_work_beyond_the_backlog_and_loses_nothing(redi
     small.complete(delivery, [])
     catalog.submit(Submission(image=photo(height=102), label_json=label(height=102)))  # room again
     assert small.stats().queued == 2
+
+
+@pytest.mark.parametrize(
+    ("submission", "message"),
+    [
+        (Submission(image=photo(), label_json=b"[" * 100_000), "nested too deeply"),
+        (Submission(image=photo(), item_id="x" * 20_000), r"item id 'xxx.*… \(20000 characters\) is not valid"),
+        (Submission(image=photo(), filename="y" * 20_000 + ".jpg"), r"item id 'yyy.*… \(20000 characters\)"),
+        (Submission(image=photo(), item_id="sku", filename="z" * 2_000), r"file name 'zzz.*longer than 1000"),
+    ],
+)
+def test_hostile_submissions_are_invalid_input_with_short_messages(catalog, queue, submission, message):
+    with pytest.raises(InvalidInput, match=message) as info:
+        catalog.submit(submission)
+    assert len(str(info.value)) < 300
+    assert queue.stats().queued == 0
+
+
+def test_a_label_for_another_image_quotes_its_file_name_briefly(catalog):
+    document = json.loads(label(width=640, height=480))
+    document["이미지 정보"]["이미지 파일명"] = "n" * 50_000 + ".jpg"
+    with pytest.raises(InvalidInput, match=r"label is for a 640x480 image \('nnn.*… \(50004 characters\)\)") as info:
+        catalog.submit(Submission(image=photo(), label_json=json.dumps(document).encode()))
+    assert len(str(info.value)) < 300

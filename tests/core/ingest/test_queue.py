@@ -133,3 +133,18 @@ def test_concurrent_twins_queue_the_content_once(queue):
         assert len(originals) == 1
         assert {job.job_id for job, _ in results} == originals  # every twin points at the one queued job
     assert queue.stats().queued == rounds
+
+
+def test_job_ids_a_caller_sent_are_quoted_only_in_part(queue):
+    import pytest
+
+    from kloset.core.errors import NotFound
+
+    with pytest.raises(NotFound, match=r"no job 'jjj.*… \(20000 characters\)") as info:
+        queue.get_job("j" * 20_000)
+    assert len(str(info.value)) < 300
+    with pytest.raises(
+        NotFound, match=r"no dead letter for job\(s\) '0+… \(5000 characters\), .* and 995 more"
+    ) as info:
+        queue.retry_dead_letters([f"{i:0{5000}d}" for i in range(1_000)])
+    assert len(str(info.value)) < 600
