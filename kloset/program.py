@@ -57,7 +57,8 @@ class Program:
             queue = self._queue() if self.roles & {Role.INGEST, Role.WORKER} else None
             blobs = BlobStore(s.blob_root) if self.roles & {Role.INGEST, Role.SEARCH, Role.WORKER} else None
             if Role.ATTRIBUTE in self.roles:
-                self._serve(Role.ATTRIBUTE, AttributeServicer(classifier).register, [ATTRIBUTE_SERVICE])
+                servicer = AttributeServicer(classifier, s.max_garments_per_request)
+                self._serve(Role.ATTRIBUTE, servicer.register, [ATTRIBUTE_SERVICE])
             if Role.SEARCH in self.roles:
                 engine = SearchEngine(
                     classifier, store, s.top_k, policy=s.filter_policy, weights=s.ranking_weights,
@@ -65,7 +66,8 @@ class Program:
                 )  # fmt: skip
                 outfits = OutfitFinder(engine, store, similar=s.outfit_similar)
                 images = GarmentImages(store, blobs, s.max_image_pixels)
-                self._serve(Role.SEARCH, SearchServicer(engine, outfits, images).register, [SEARCH_SERVICE])
+                search = SearchServicer(engine, outfits, images, s.max_garments_per_request)
+                self._serve(Role.SEARCH, search.register, [SEARCH_SERVICE])
             if Role.INGEST in self.roles:
                 catalog = CatalogIngest(queue, blobs, max_pixels=s.max_image_pixels, max_label_bytes=s.max_label_bytes)
                 self._serve(Role.INGEST, IngestServicer(catalog, queue).register, [INGEST_SERVICE])

@@ -5,6 +5,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from kloset.core.classifier import check_garment_count
 from kloset.core.errors import InvalidInput
 from kloset.core.garments.labels import Group
 from kloset.core.garments.regions import Box, Region, make_box, make_polygon
@@ -37,8 +38,10 @@ def group_from_proto(value: int) -> Group | None:
     return next((g for g, v in _GROUPS.items() if v == value), None)
 
 
-def regions_from_proto(regions: Iterable[garment_pb2.GarmentRegion]) -> list[Region]:
-    """Validate request regions: polygons need 3+ finite points, boxes a finite positive size."""
+def regions_from_proto(regions: Sequence[garment_pb2.GarmentRegion], limit: int) -> list[Region]:
+    """Validate request regions: at most `limit` of them (counted before any is converted, since an empty region
+    is 2 bytes on the wire), polygons with 3+ finite points, boxes of a finite positive size."""
+    check_garment_count(len(regions), limit)
     result = []
     for i, region in enumerate(regions, start=1):
         polygons = tuple(

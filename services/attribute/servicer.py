@@ -11,12 +11,13 @@ SERVICE_NAME = attribute_pb2.DESCRIPTOR.services_by_name["AttributeService"].ful
 
 
 class AttributeServicer(attribute_pb2_grpc.AttributeServiceServicer):
-    def __init__(self, classifier: AttributeClassifier) -> None:
+    def __init__(self, classifier: AttributeClassifier, max_garments: int) -> None:
         self._classifier = classifier
+        self._max_garments = max_garments
 
     @grpc_errors
     def Classify(self, request: attribute_pb2.ClassifyRequest, context: grpc.ServicerContext):
-        result = self._classifier.classify(request.image, regions_from_proto(request.garments))
+        result = self._classifier.classify(request.image, regions_from_proto(request.garments, self._max_garments))
         return attribute_pb2.ClassifyResponse(
             garments=[prediction_to_proto(g) for g in result.garments], model_version=result.model_version
         )

@@ -19,17 +19,19 @@ SERVICE_NAME = search_pb2.DESCRIPTOR.services_by_name["SearchService"].full_name
 
 
 class SearchServicer(search_pb2_grpc.SearchServiceServicer):
-    def __init__(self, engine: SearchEngine, outfits: OutfitFinder, images: GarmentImages) -> None:
+    def __init__(self, engine: SearchEngine, outfits: OutfitFinder, images: GarmentImages, max_garments: int) -> None:
         self._engine = engine
+        self._max_garments = max_garments
         self._outfits = outfits
         self._images = images
 
     @grpc_errors
     def SearchByImage(self, request: search_pb2.SearchByImageRequest, context: grpc.ServicerContext):
+        regions = regions_from_proto(request.garments, self._max_garments)
+        options = options_from_proto(request.options)
         answers = self._engine.search_by_image(
-            request.image, regions_from_proto(request.garments), filter_from_proto(request.filter), request.top_k,
-            options_from_proto(request.options),
-        )  # fmt: skip
+            request.image, regions, filter_from_proto(request.filter), request.top_k, options
+        )
         return search_pb2.SearchByImageResponse(garments=[results_to_proto(a) for a in answers])
 
     @grpc_errors
@@ -53,7 +55,7 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
                 raise InvalidInput("garment is a region of the image; it cannot go with item_id")
             answers = [self._outfits.by_item(request.item_id, proposed, request.top_k)]
         else:
-            regions = regions_from_proto([request.garment]) if request.HasField("garment") else []
+            regions = regions_from_proto([request.garment], self._max_garments) if request.HasField("garment") else []
             answers = self._outfits.by_image(request.image, regions, proposed, request.top_k)
         return search_pb2.CompleteLookResponse(garments=[results_to_proto(a) for a in answers])
 

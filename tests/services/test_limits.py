@@ -101,6 +101,13 @@ def test_the_issue_s_5000_boxes_are_refused_at_once(stubs, sample_catalog):
     assert_garment_limit(refused(lambda: stubs["search"].SearchByImage(request, timeout=30)), 5_000)
 
 
+def test_a_million_empty_regions_are_counted_before_any_is_converted(stubs, sample_catalog):
+    # An empty GarmentRegion is 2 bytes on the wire: a 2 MB message names a million garments.
+    request = attribute_pb2.ClassifyRequest(image=b"not even an image")
+    request.garments.extend([garment_pb2.GarmentRegion()] * 1_000_000)
+    assert_garment_limit(refused(lambda: stubs["attribute"].Classify(request, timeout=60)), 1_000_000)
+
+
 def test_search_by_image_takes_up_to_the_garment_limit_and_refuses_more(stubs, sample_catalog):
     image = (sample_catalog / "images" / "0001.jpg").read_bytes()
     search = stubs["search"].SearchByImage
