@@ -30,10 +30,10 @@ class MemoCandidates:
         self._store = store
         self._seen: dict = {}
 
-    def candidates(self, visual, color, where, limit):
-        key = (visual.tobytes(), None if color is None else color.tobytes(), where, limit)
+    def candidates(self, vector, using, where, limit):
+        key = (vector.tobytes(), using, where, limit)
         if key not in self._seen:
-            self._seen[key] = self._store.candidates(visual, color, where, limit)
+            self._seen[key] = self._store.candidates(vector, using, where, limit)
         return self._seen[key]
 
 

@@ -8,7 +8,7 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from kloset.core.errors import ModelError, Unavailable
-from kloset.core.index.store import COLOR, VISUAL, CatalogGarment, StoreFilter, point_id
+from kloset.core.index.store import COLOR, VISUAL, Candidate, CatalogGarment, StoreFilter, point_id
 
 _KEYWORD_FIELDS = ("item_id", "photo_id", "group", "category", "color", "model_version")
 
@@ -99,22 +99,19 @@ class QdrantGarmentStore:
         if points:
             self._call(self._client.upsert, self._collection, points=points, wait=True)
 
-    def candidates(self, visual, color, where: StoreFilter, limit: int) -> list[CatalogGarment]:
-        condition = _filter(where)
-        prefetch = [models.Prefetch(query=_as_list(visual), using=VISUAL, filter=condition, limit=limit)]
-        if color is not None:
-            prefetch.append(models.Prefetch(query=_as_list(color), using=COLOR, filter=condition, limit=limit))
-        # The fusion only forms the union of both candidate lists; kloset's ranking scores them from the vectors.
+    def candidates(self, vector, using: str, where: StoreFilter, limit: int) -> list[Candidate]:
+        other = COLOR if using == VISUAL else VISUAL
         response = self._call(
             self._client.query_points,
             self._collection,
-            prefetch=prefetch,
-            query=models.FusionQuery(fusion=models.Fusion.RRF),
-            limit=limit * len(prefetch),
+            query=_as_list(vector),
+            using=using,
+            query_filter=_filter(where),
+            limit=limit,
             with_payload=True,
-            with_vectors=True,
+            with_vectors=[other],
         )
-        return [_garment(p) for p in response.points]
+        return [Candidate(_garment(p), float(p.score)) for p in response.points]
 
     def garments(self, where: StoreFilter, limit: int) -> list[CatalogGarment]:
         points, _ = self._call(

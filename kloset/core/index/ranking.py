@@ -13,7 +13,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from kloset.core.index.store import CatalogGarment
+from kloset.core.index.store import VISUAL, Candidate, CatalogGarment
 
 
 class FilterPolicy(StrEnum):
@@ -56,11 +56,15 @@ class Hit:
     support: int = 0  # CompleteLook: how many similar garments vouch for this one
 
 
-def similarities(query: QueryGarment, candidates: Sequence[CatalogGarment]) -> tuple[np.ndarray, np.ndarray]:
-    """Cosine similarity of each candidate to the query, visual and color (0 where a vector is missing)."""
-    visual = np.array([_dot(query.embedding, c.embedding) for c in candidates], dtype=np.float64)
-    color = np.array([_dot(query.color_vector, c.color_vector) for c in candidates], dtype=np.float64)
-    return visual, color
+def similarities(
+    query: QueryGarment, candidates: Sequence[Candidate], using: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Visual and color cosine similarity of each candidate: the store's score for the vector it searched by, a dot
+    product for the other (0 where a vector is missing)."""
+    found = np.array([c.similarity for c in candidates], dtype=np.float64)
+    if using == VISUAL:
+        return found, np.array([_dot(query.color_vector, c.garment.color_vector) for c in candidates])
+    return np.array([_dot(query.embedding, c.garment.embedding) for c in candidates]), found
 
 
 def label_distribution(
@@ -80,18 +84,17 @@ def label_distribution(
 
 
 def rank(
-    query: QueryGarment, candidates: Sequence[CatalogGarment], policy: FilterPolicy, w: RankingWeights
+    query: QueryGarment, candidates: Sequence[Candidate], policy: FilterPolicy, w: RankingWeights, using: str = VISUAL
 ) -> list[Hit]:
-    """Score and sort candidates, best first (ties by item id, so results are reproducible)."""
+    """Score and sort candidates found by `using`, best first (ties by item id, so results are reproducible)."""
     if not candidates:
         return []
-    visual, color = similarities(query, candidates)
+    garments = [c.garment for c in candidates]
+    visual, color = similarities(query, candidates, using)
     scores = w.visual * visual + w.color * color
     if policy is FilterPolicy.SOFT:
-        scores = scores + _label_scores(query, candidates, visual, w)
-    hits = [
-        Hit(c, float(s), float(v), float(k)) for c, s, v, k in zip(candidates, scores, visual, color, strict=True)
-    ]
+        scores = scores + _label_scores(query, garments, visual, w)
+    hits = [Hit(g, float(s), float(v), float(k)) for g, s, v, k in zip(garments, scores, visual, color, strict=True)]
     return sorted(hits, key=lambda h: (-h.score, h.garment.item_id))
 
 

@@ -13,7 +13,7 @@ from kloset.core.errors import InvalidInput, NotFound, quoted
 from kloset.core.garments.labels import Group, categories_of, parse_category, parse_color
 from kloset.core.garments.regions import Box, Region
 from kloset.core.index.ranking import FilterPolicy, Hit, QueryGarment, RankingWeights, rank
-from kloset.core.index.store import CatalogGarment, GarmentStore, StoreFilter
+from kloset.core.index.store import COLOR, VISUAL, CatalogGarment, GarmentStore, StoreFilter
 from kloset.core.models.predictions import GarmentPrediction, top_labels
 
 MAX_TOP_K = 1000
@@ -205,8 +205,13 @@ class SearchEngine:
         )
         # Grouping keeps one garment per photo, so it needs more candidates to fill the same page.
         limit = max(self._candidates, wanted * (4 if options.group_by_photo else 2))
-        candidates = self._store.candidates(query.garment.embedding, query.garment.color_vector, where, limit)
-        hits = rank(query.garment, candidates, policy, self._weights)
+        # Prefetch by the visual vector and rescore with the color one; by color only when visual has no weight.
+        if self._weights.visual > 0 or query.garment.color_vector is None:
+            using, vector = VISUAL, query.garment.embedding
+        else:
+            using, vector = COLOR, query.garment.color_vector
+        candidates = self._store.candidates(vector, using, where, limit)
+        hits = rank(query.garment, candidates, policy, self._weights, using)
         if options.min_score is not None:
             hits = [h for h in hits if h.score >= options.min_score]
         if options.group_by_photo:

@@ -97,17 +97,23 @@ class StoreFilter:
     exclude_items: tuple[str, ...] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """A garment found by one of its vectors, with that vector's cosine similarity to the query."""
+
+    garment: CatalogGarment
+    similarity: float
+
+
 class GarmentStore(Protocol):
     """What kloset needs from a vector store; every backend implements these calls."""
 
     def upsert(self, garments: Sequence[CatalogGarment]) -> None:
         """Insert or overwrite garments (by item id); returns once they are durable and searchable."""
 
-    def candidates(
-        self, visual: np.ndarray, color: np.ndarray | None, where: StoreFilter, limit: int
-    ) -> list[CatalogGarment]:
-        """The union of the nearest garments by visual and by color similarity (each up to limit), with both
-        vectors, for kloset's ranking to score."""
+    def candidates(self, vector: np.ndarray, using: str, where: StoreFilter, limit: int) -> list[Candidate]:
+        """The nearest garments by one named vector (VISUAL or COLOR), best first, each with the other vector for
+        kloset's ranking to rescore (only the small color vector travels in the usual case, using VISUAL)."""
 
     def garments(self, where: StoreFilter, limit: int) -> list[CatalogGarment]:
         """Garments matching a filter, with their vectors, in no particular order (e.g. one photo's outfit)."""

@@ -6,7 +6,7 @@ from kloset.core.errors import ModelError
 from kloset.core.garments.labels import Group
 from kloset.core.garments.regions import Box
 from kloset.core.index.qdrant_store import QdrantGarmentStore
-from kloset.core.index.store import CatalogGarment, StoreFilter, photo_of, point_id
+from kloset.core.index.store import COLOR, VISUAL, CatalogGarment, StoreFilter, photo_of, point_id
 
 
 def open_store(path, dim=3, color_dim=2):
@@ -45,7 +45,7 @@ def test_upserting_the_same_item_twice_keeps_one_point(store):
     assert store.retrieve("a/top").color == "black"
 
 
-def test_candidates_are_the_union_of_the_visual_and_the_color_neighbours_within_the_filter(store):
+def test_candidates_are_the_nearest_by_one_vector_within_the_filter_with_the_other_vector(store):
     store.upsert(
         [
             garment("a/top", vector=(1, 0, 0), color_vector=(0, 1)),
@@ -57,12 +57,16 @@ def test_candidates_are_the_union_of_the_visual_and_the_color_neighbours_within_
         ]
     )
     where = StoreFilter(groups=(Group.TOP,), categories=("blouse",), colors=("white",), exclude_items=("a/top",))
-    found = store.candidates(np.array([1, 0, 0], np.float32), np.array([1, 0], np.float32), where, limit=1)
-    assert set(ids(found)) == {"b/top", "c/top"}  # the best by visual, and the best by color
+    by_visual = store.candidates(np.array([1, 0, 0], np.float32), VISUAL, where, limit=1)
+    assert [c.garment.item_id for c in by_visual] == ["b/top"]
+    assert by_visual[0].similarity == pytest.approx(0.9 / np.hypot(0.9, 0.1))
+    assert by_visual[0].garment.color_vector is not None
+    by_color = store.candidates(np.array([1, 0], np.float32), COLOR, where, limit=1)
+    assert [c.garment.item_id for c in by_color] == ["c/top"] and by_color[0].garment.embedding is not None
     wider = StoreFilter(groups=(Group.TOP,), colors=("white", "black"))
-    found = store.candidates(np.array([1, 0, 0], np.float32), None, wider, limit=10)
-    assert set(ids(found)) == {"a/top", "b/top", "c/top", "d/top", "e/top"}
-    assert all(g.embedding is not None and g.color_vector is not None for g in found)
+    found = store.candidates(np.array([1, 0, 0], np.float32), VISUAL, wider, limit=10)
+    assert {c.garment.item_id for c in found} == {"a/top", "b/top", "c/top", "d/top", "e/top"}
+    assert [c.similarity for c in found] == sorted((c.similarity for c in found), reverse=True)
 
 
 def test_garments_by_photo_and_group(store):

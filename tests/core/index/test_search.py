@@ -9,7 +9,7 @@ from kloset.core.index.outfits import OutfitFinder
 from kloset.core.index.qdrant_store import QdrantGarmentStore
 from kloset.core.index.ranking import FilterPolicy, QueryGarment, RankingWeights, label_distribution, rank
 from kloset.core.index.search import SearchEngine, SearchFilter, SearchOptions, strict_steps
-from kloset.core.index.store import CatalogGarment
+from kloset.core.index.store import Candidate, CatalogGarment
 
 DIM = 4
 
@@ -176,7 +176,7 @@ def test_label_distribution_follows_a_near_duplicate_neighbour():
 
 def test_rank_is_reproducible_on_ties():
     query = QueryGarment(unit(1, 0, 0, 0), None, {}, {})
-    tied = [garment(f"{c}/top", "blouse", "white", (1, 0, 0, 0)) for c in "cab"]
+    tied = [Candidate(garment(f"{c}/top", "blouse", "white", (1, 0, 0, 0)), 1.0) for c in "cab"]
     assert [h.garment.item_id for h in rank(query, tied, FilterPolicy.NONE, RankingWeights())] == [
         "a/top", "b/top", "c/top"
     ]  # fmt: skip
