@@ -257,7 +257,8 @@ def run_retrieval_benchmark(
     """The whole benchmark; returns the JSON figures. A cache file keeps the model's answers between runs that
     differ only in ranking settings (it is recomputed when the data, seed, limit or model version differ)."""
     catalog = load_catalog(data, settings.limit)
-    key = (str(data.resolve()), settings.seed, settings.limit, classifier.model_version, len(catalog.labels))
+    key = (str(data.resolve()), settings.seed, settings.limit, classifier.model_version, classifier.segmenter_version,
+           len(catalog.labels))
     cached = _read_cache(cache, key)
     if cached is None:
         timing: dict[str, list[float]] = {"region": [], "photo": []}

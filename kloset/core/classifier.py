@@ -64,6 +64,10 @@ class AttributeEngine:
     def model_version(self) -> str:
         return self._model.version
 
+    @property
+    def segmenter_version(self) -> str:
+        return self._segmenter.version if self._segmenter is not None else ""
+
     def classify(self, image: bytes, regions: Sequence[Region]) -> Classification:
         # Refused before anything is decoded or cropped: the work and memory must not follow what a caller sends.
         # (The segmenter finds at most one garment per group, so its regions need no such check.)

@@ -30,7 +30,7 @@ class RankingWeights:
     color: float = 0.25
     category: float = 0.05  # weight of log p(candidate's category) under SOFT
     color_label: float = 0.02  # weight of log p(candidate's color) under SOFT
-    neighbour_share: float = 0.5  # how much the neighbours' labels count against the model's prediction
+    neighbour_share: float = 0.8  # how much the neighbours' labels count against the model's prediction
     neighbour_temperature: float = 0.02  # softmax temperature over neighbours' visual similarity
     neighbours: int = 10
     probability_floor: float = 1e-3  # a label the query rules out costs log(floor), not -inf

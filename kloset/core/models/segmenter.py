@@ -31,9 +31,13 @@ WEIGHTS_FILE = "decoder.weights.h5"
 # model that garment-looking pixels can be "nothing", and it confused the two.
 CLASSES = ("background", "top", "bottom", "outer", "one_piece")
 # How masks are made from the weights; part of the reported version, as changing it changes the masks.
-INFERENCE = "mirror-avg"
+INFERENCE = "mirror-avg+fallback-0.2"
 # A garment smaller than this share of the photo is noise, not a garment to search for.
 MIN_AREA_FRACTION = 0.01
+# A group that wins no garment-sized part of the photo is looked for again where it has at least this probability:
+# a top under an open jacket is often "outer" by a small margin. Measured with `kloset bench retrieval` on CCP
+# (first 200 photos, whole-photo queries): group found 291 -> 306 of 325, recall@1 0.739 -> 0.769.
+FALLBACK_PROBABILITY = 0.2
 
 
 @dataclass(frozen=True)
@@ -198,14 +202,19 @@ class Segmenter:
         return np.stack([box.undo(plane, height, width) for plane in full], axis=-1)
 
     def segment(self, pixels: np.ndarray, opening: int | None = None) -> dict[Group, np.ndarray]:
-        """A mask per garment group found: argmax, opening, largest connected component, minimum area."""
-        labels = np.argmax(self.probabilities(pixels), axis=-1)
+        """A mask per garment group found: argmax (else the fallback probability), opening, largest connected
+        component, minimum area."""
+        probabilities = self.probabilities(pixels)
+        labels = np.argmax(probabilities, axis=-1)
         if opening is None:
             opening = max(1, round(min(pixels.shape[:2]) / 100))
         found = {}
+        smallest = MIN_AREA_FRACTION * labels.size
         for index, group in ((1, Group.TOP), (2, Group.BOTTOM)):
             mask = largest_component(labels == index, opening)
-            if mask.sum() >= MIN_AREA_FRACTION * labels.size:
+            if mask.sum() < smallest:
+                mask = largest_component(probabilities[..., index] >= FALLBACK_PROBABILITY, opening)
+            if mask.sum() >= smallest:
                 found[group] = mask
         return found
 
