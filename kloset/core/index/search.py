@@ -149,9 +149,9 @@ class SearchEngine:
         options: SearchOptions = SearchOptions(),
     ) -> list[GarmentResults]:
         """One result list per query garment (the segmenter's garments when no region is given)."""
-        limit, options = self.top_k(top_k), self._options(options)
+        self.top_k(top_k), self._options(options)  # a bad request fails before the model runs
         classification = self._classifier.classify(image, regions)
-        return [self._search(_Query.of_prediction(g), search_filter, limit, options) for g in classification.garments]
+        return [self.search_prediction(g, search_filter, top_k, options) for g in classification.garments]
 
     def search_prediction(
         self,
