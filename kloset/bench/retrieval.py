@@ -62,9 +62,11 @@ class Figures:
     category_precision: list[float] = field(default_factory=list)
     color_precision: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    short_lists: int = 0  # answers with fewer than TOP_K results (every group of the catalog holds more)
 
     def add(self, truth: Truth, found: Sequence[str], labels: dict[str, Truth], seconds: float) -> None:
         self.ranks.append(found.index(truth.item_id) + 1 if truth.item_id in found else 0)
+        self.short_lists += len(found) < TOP_K
         results = [labels[i] for i in found[:TOP_K]]
         self.category_precision.append(sum(r.category == truth.category for r in results) / TOP_K)
         self.color_precision.append(sum(r.color == truth.color for r in results) / TOP_K)
@@ -302,10 +304,11 @@ def _figures(store, folders, catalog: Catalog, queries: list[Query], settings: B
     default = engine(settings.weights)
     labels = catalog.labels
     result: dict = {"n_catalog": store.count(), "n_queries": len(queries)}
+    short: dict[str, dict[str, int]] = {}
     for mode in ("region", "photo"):
-        result[mode] = {
-            policy.value: evaluate(default, queries, labels, policy, mode).summary() for policy in FilterPolicy
-        }
+        runs = {policy.value: evaluate(default, queries, labels, policy, mode) for policy in FilterPolicy}
+        result[mode] = {policy: figures.summary() for policy, figures in runs.items()}
+        short[mode] = {policy: figures.short_lists for policy, figures in runs.items()}
     vectors = {
         "visual": replace(settings.weights, color=0.0),
         "color": replace(settings.weights, visual=0.0, color=1.0),
@@ -328,6 +331,7 @@ def _figures(store, folders, catalog: Catalog, queries: list[Query], settings: B
         "weights": settings.weights.__dict__,
         "candidates": settings.candidates,
         "photo_queries_with_the_group_found": sum(q.photo is not None for q in queries),
+        "short_lists": short,  # result lists shorter than top_k, by query mode and policy
         "inference_ms_per_garment": {k: _round(1000 * float(np.median(v)), 1) if v else 0.0 for k, v in timing.items()},
         "baseline_timed_queries": min(timed, len(queries)),
     }
