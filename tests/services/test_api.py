@@ -289,7 +289,8 @@ def test_complete_look_over_grpc(stubs, sample_catalog, ingested):
     [look] = stubs["search"].CompleteLook(request, timeout=30).garments
     assert look.group == garment_pb2.GARMENT_GROUP_BOTTOM and 0 < len(look.results) <= 4
     assert all(h.group == garment_pb2.GARMENT_GROUP_BOTTOM and h.support >= 1 for h in look.results)
-    assert "0002/bottom" in [h.item_id for h in look.results]  # worn with the query itself
+    # Which bottoms win is tested on a hand-built catalog (tests/core/index); the 32 px model finds every
+    # synthetic bottom a near-duplicate of every other, so here only the shape of the answer is checked.
     image = (sample_catalog / "images" / "0002.jpg").read_bytes()
     [top_region, _] = polygon_regions(sample_catalog, "0002")
     by_photo = search_pb2.CompleteLookRequest(image=image, garment=top_region, top_k=3)
