@@ -80,7 +80,8 @@ def test_search_pages_and_outfit_with_a_contact_sheet(ingested, tmp_path):
     assert [h["item_id"] for h in page["results"]] == [h["item_id"] for h in first["results"][3:6]]
     sheet = tmp_path / "look.png"
     look = json.loads(run(env, "outfit", "--item", "0003/top", "--sheet", sheet, "--json").stdout)["garments"][0]
-    assert look["group"] == "bottom" and look["results"] and all(h["support"] >= 1 for h in look["results"])
+    assert look["group"] == "top" and look["results"] and all(h["support"] >= 1 for h in look["results"])
+    assert {h["group"] for h in look["results"]} == {"bottom"}
     assert sheet.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

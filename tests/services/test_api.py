@@ -287,7 +287,7 @@ def test_garment_images_are_crops_of_the_stored_photos(stubs, ingested):
 def test_complete_look_over_grpc(stubs, sample_catalog, ingested):
     request = search_pb2.CompleteLookRequest(item_id="0002/top", top_k=4)
     [look] = stubs["search"].CompleteLook(request, timeout=30).garments
-    assert look.group == garment_pb2.GARMENT_GROUP_BOTTOM and 0 < len(look.results) <= 4
+    assert look.group == garment_pb2.GARMENT_GROUP_TOP and 0 < len(look.results) <= 4
     assert all(h.group == garment_pb2.GARMENT_GROUP_BOTTOM and h.support >= 1 for h in look.results)
     # Which bottoms win is tested on a hand-built catalog (tests/core/index); the 32 px model finds every
     # synthetic bottom a near-duplicate of every other, so here only the shape of the answer is checked.
@@ -295,7 +295,8 @@ def test_complete_look_over_grpc(stubs, sample_catalog, ingested):
     [top_region, _] = polygon_regions(sample_catalog, "0002")
     by_photo = search_pb2.CompleteLookRequest(image=image, garment=top_region, top_k=3)
     [look] = stubs["search"].CompleteLook(by_photo, timeout=30).garments
-    assert look.group == garment_pb2.GARMENT_GROUP_BOTTOM and look.results
+    assert look.group == garment_pb2.GARMENT_GROUP_TOP and look.results
+    assert all(h.group == garment_pb2.GARMENT_GROUP_BOTTOM for h in look.results)
     both = search_pb2.CompleteLookRequest(item_id="0002/top", image=image)
     assert_invalid(lambda: stubs["search"].CompleteLook(both, timeout=10), "either item_id or image")
 

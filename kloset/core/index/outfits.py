@@ -63,7 +63,8 @@ class OutfitFinder:
         )
         worn = self._store.garments(where, limit=4 * len(vouchers) + 8)
         hits = _vouched(vouchers, worn, self._duplicate_similarity)[:limit]
-        return replace(similar, group=other, results=hits, filter=proposed, relaxed=False, relaxation="")
+        # The list still describes the query garment (its group, box, labels); its results are of the other group.
+        return replace(similar, results=hits, filter=proposed, relaxed=False, relaxation="")
 
 
 def _vouched(vouchers: list[_Voucher], worn: list[CatalogGarment], duplicate: float) -> list[Hit]:

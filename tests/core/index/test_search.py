@@ -195,7 +195,7 @@ def test_complete_look_ranks_the_bottoms_worn_with_the_most_similar_tops(store):
     )
     outfits = OutfitFinder(engine(store, FilterPolicy.NONE), store, similar=5, duplicate_similarity=0.9)
     look = outfits.by_item("p1/top", SearchFilter(), top_k=5)
-    assert look.group is Group.BOTTOM
+    assert look.group is Group.TOP and all(h.garment.group is Group.BOTTOM for h in look.results)
     assert [(h.garment.item_id, h.support) for h in look.results] == [
         ("p1/bottom", 2), ("p2/bottom", 2), ("p3/bottom", 1)
     ]  # fmt: skip
@@ -203,4 +203,4 @@ def test_complete_look_ranks_the_bottoms_worn_with_the_most_similar_tops(store):
     jeans_only = outfits.by_item("p1/top", SearchFilter(categories=("jeans",)), top_k=5)
     assert [h.garment.item_id for h in jeans_only.results] == ["p3/bottom"]
     reverse = outfits.by_item("p3/bottom", SearchFilter(), top_k=1)
-    assert reverse.group is Group.TOP and [h.garment.item_id for h in reverse.results] == ["p3/top"]
+    assert reverse.group is Group.BOTTOM and [h.garment.item_id for h in reverse.results] == ["p3/top"]
