@@ -13,18 +13,18 @@ from dataclasses import dataclass, field
 
 from kloset.core.classifier import AttributeClassifier, AttributeEngine
 from kloset.core.config import Role, Settings
-from kloset.core.garments.color import COLOR_VECTOR_DIM
 from kloset.core.index.garment_images import GarmentImages
 from kloset.core.index.indexing import GarmentIndexer
+from kloset.core.index.optimizer import BackgroundOptimizer
 from kloset.core.index.outfits import OutfitFinder
-from kloset.core.index.qdrant_store import QdrantGarmentStore
 from kloset.core.index.search import SearchEngine
+from kloset.core.index.store import GarmentStore
+from kloset.core.index.stores import open_store
 from kloset.core.ingest.blobs import BlobStore
 from kloset.core.ingest.catalog import CatalogIngest
 from kloset.core.ingest.embedded_redis import EmbeddedRedis
 from kloset.core.ingest.queue import IngestQueue, connect
 from kloset.core.models.attributes import AttributeModel
-from kloset.core.models.backbone import EMBEDDING_DIM
 from kloset.core.models.segmenter import Segmenter
 from kloset.services.attribute.client import RemoteAttributeClassifier
 from kloset.services.attribute.servicer import SERVICE_NAME as ATTRIBUTE_SERVICE
@@ -92,17 +92,15 @@ class Program:
         self._closers.append(remote.close)
         return remote
 
-    def _store(self) -> QdrantGarmentStore:
+    def _store(self) -> GarmentStore:
         s = self.settings
-        store = QdrantGarmentStore.open(
-            url=s.qdrant_url,
-            api_key=s.qdrant_api_key,
-            path=str(s.qdrant_local_path),
-            collection=s.collection,
-            dim=EMBEDDING_DIM,
-            color_dim=COLOR_VECTOR_DIM,
+        store = open_store(s)
+        self._closers.append(store.close)  # after the workers and the optimizer have stopped: flushes every write
+        log.info("vector store: %s", s.store_backend.value)
+        optimizer = BackgroundOptimizer(
+            store, self.stopping, idle_s=s.optimize_idle_s, min_points=s.optimize_min_points
         )
-        self._closers.append(store.close)
+        self._start_thread(optimizer.run, "optimizer")
         return store
 
     def _queue(self) -> IngestQueue:
@@ -145,9 +143,12 @@ class Program:
         for i in range(self.settings.workers):
             # A stable consumer name lets a restarted worker pick up its own unacknowledged jobs first.
             worker = IngestWorker(queue, indexer, f"{host}-{i}", self.stopping, self.settings.retry_backoff_s)
-            thread = threading.Thread(target=worker.run, name=f"worker-{i}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            self._start_thread(worker.run, f"worker-{i}")
+
+    def _start_thread(self, target, name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
 
     def wait(self) -> None:
         """Block until SIGTERM or SIGINT, then stop gracefully."""

@@ -6,10 +6,12 @@ README.md documents each variable; the names below are the variables without the
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kloset.core.index.edge_tuning import EdgeTuning
 from kloset.core.index.ranking import FilterPolicy, RankingWeights
+from kloset.core.index.store import StoreBackend
 
 # models/ sits beside the package in the source tree and in the container image.
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -43,11 +45,22 @@ class Settings(BaseSettings):
     grpc_threads: int = 8
     shutdown_grace_s: float = 5.0
 
-    # Vector store: a Qdrant server when qdrant_url is set, else Qdrant local mode under data_dir/qdrant.
+    # Vector store: a Qdrant server when qdrant_url is set, else Qdrant Edge in this process under data_dir/edge.
+    store: StoreBackend = StoreBackend.AUTO
     qdrant_url: str | None = None
     qdrant_api_key: str | None = None
-    qdrant_path: Path | None = None
+    qdrant_path: Path | None = None  # Qdrant local mode (KLOSET_STORE=local, and the folder migrate-store reads)
+    edge_path: Path | None = None
     collection: str = "garments"
+    # Qdrant Edge tuning (docs/benchmarks.md, `kloset bench store`)
+    edge_hnsw_m: int = Field(default=EdgeTuning.hnsw_m, ge=4, le=128)
+    edge_hnsw_ef_construct: int = Field(default=EdgeTuning.hnsw_ef_construct, ge=8, le=1000)
+    edge_hnsw_ef: int = Field(default=EdgeTuning.hnsw_ef, ge=1, le=10_000)
+    edge_full_scan_points: int = Field(default=EdgeTuning.full_scan_points, ge=0)
+    edge_search_threads: int = Field(default=EdgeTuning.search_threads, ge=0, le=256)
+    # The HNSW index is built in the background once writes have been quiet this long (the queue drained)
+    optimize_idle_s: float = Field(default=30.0, gt=0)
+    optimize_min_points: int = Field(default=2_000, ge=1)  # unindexed garments worth an optimize
 
     # Queue: a Redis server when redis_url is set, else a redis-server that kloset starts under data_dir/redis.
     redis_url: str | None = None
@@ -94,6 +107,36 @@ class Settings(BaseSettings):
         if value not in ("always", "everysec", "no"):
             raise ValueError("must be always, everysec or no")
         return value
+
+    @model_validator(mode="after")
+    def _check_store(self) -> "Settings":
+        if self.store is StoreBackend.SERVER and not self.qdrant_url:
+            raise ValueError("KLOSET_STORE=server needs KLOSET_QDRANT_URL")
+        if self.store in (StoreBackend.EDGE, StoreBackend.LOCAL) and self.qdrant_url:
+            raise ValueError(f"KLOSET_STORE={self.store.value} is in-process: unset KLOSET_QDRANT_URL")
+        return self
+
+    @property
+    def store_backend(self) -> StoreBackend:
+        """The backend `auto` resolves to: a server when a URL is given, else Qdrant Edge."""
+        if self.store is StoreBackend.AUTO:
+            return StoreBackend.SERVER if self.qdrant_url else StoreBackend.EDGE
+        return self.store
+
+    @property
+    def edge_tuning(self) -> EdgeTuning:
+        return EdgeTuning(
+            hnsw_m=self.edge_hnsw_m,
+            hnsw_ef_construct=self.edge_hnsw_ef_construct,
+            hnsw_ef=self.edge_hnsw_ef,
+            full_scan_points=self.edge_full_scan_points,
+            search_threads=self.edge_search_threads,
+        )
+
+    @property
+    def edge_root(self) -> Path:
+        """One Edge shard folder per collection name, so KLOSET_COLLECTION means the same on every backend."""
+        return (self.edge_path or self.data_dir / "edge") / self.collection
 
     @property
     def ranking_weights(self) -> RankingWeights:

@@ -121,20 +121,16 @@ def wait_until_drained(stub, job_ids: list[str], timeout_s: float = 120) -> dict
         time.sleep(0.25)
 
 
-def stored_item_ids(qdrant_path: Path, collection: str = "garments") -> list[str]:
-    """Every item id in a Qdrant local folder (open it only once kloset has let go of it)."""
-    from qdrant_client import QdrantClient
+def stored_item_ids(data_dir: Path) -> list[str]:
+    """Every item id in the store of a kloset data folder, on its default backend (once kloset has let go)."""
+    from kloset.core.config import Settings
+    from kloset.core.index.stores import open_store
 
-    client = QdrantClient(path=str(qdrant_path))
+    store = open_store(Settings(data_dir=data_dir))
     try:
-        points, offset, ids = None, None, []
-        while True:
-            points, offset = client.scroll(collection, limit=256, offset=offset, with_payload=True)
-            ids.extend(p.payload["item_id"] for p in points)
-            if offset is None:
-                return ids
+        return [g.item_id for batch in store.scan(256) for g in batch]
     finally:
-        client.close()
+        store.close()
 
 
 def report(name: str, **counts: int) -> None:

@@ -31,7 +31,7 @@ def test_sigkill_mid_ingest_then_restart_indexes_every_item_exactly_once(tmp_pat
     jobs = wait_until_drained(stub, job_ids)
     stats = stub.GetQueueStats(ingest_pb2.GetQueueStatsRequest(), timeout=10)
     serve.stop()
-    ids = stored_item_ids(tmp_path / "var" / "qdrant")
+    ids = stored_item_ids(tmp_path / "var")
     expected = {f"{s}/{g}" for s in stems for g in ("top", "bottom")}
     states = Counter(ingest_pb2.JobState.Name(j.state) for j in jobs.values())
     report(
@@ -67,6 +67,6 @@ def test_jobs_held_by_a_dead_consumer_are_taken_over_by_a_worker_process(tmp_pat
     assert ghost.stats().consumers.get("ghost", 0) == 0
     assert {jobs[d.job_id].attempts for d in held} == {2}  # delivered to the ghost, then to a live worker
     workers.stop()
-    ids = stored_item_ids(tmp_path / "b" / "qdrant")
+    ids = stored_item_ids(tmp_path / "b")
     report("takeover", submitted=len(stems), held_by_dead_consumer=len(held), indexed=len(ids), lost=20 - len(ids))
     assert sorted(ids) == sorted(f"{s}/{g}" for s in stems for g in ("top", "bottom"))

@@ -36,7 +36,7 @@ def test_every_acknowledged_submit_survives_a_redis_crash(tmp_path, models, serv
         serve.stop()
     finally:
         redis.stop()
-    ids = stored_item_ids(tmp_path / "var" / "qdrant")
+    ids = stored_item_ids(tmp_path / "var")
     promised = {item for items in acknowledged.values() for item in items}
     lost = promised - set(ids)
     report(

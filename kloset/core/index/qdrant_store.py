@@ -1,14 +1,22 @@
 """GarmentStore on qdrant-client: a Qdrant server, or local mode in a folder (one process per folder)."""
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
-import numpy as np
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from kloset.core.errors import ModelError, Unavailable
-from kloset.core.index.store import COLOR, VISUAL, Candidate, CatalogGarment, StoreFilter, point_id
+from kloset.core.index.store import (
+    COLOR,
+    VISUAL,
+    Candidate,
+    CatalogGarment,
+    StoreFilter,
+    garment_from_point,
+    point_id,
+    vector_list,
+)
 
 _KEYWORD_FIELDS = ("item_id", "photo_id", "group", "category", "color", "model_version")
 
@@ -16,16 +24,22 @@ _KEYWORD_FIELDS = ("item_id", "photo_id", "group", "category", "color", "model_v
 class QdrantGarmentStore:
     """GarmentStore on qdrant-client: a Qdrant server, or local mode in a folder (one process per folder)."""
 
-    def __init__(self, client: QdrantClient, collection: str, dim: int, color_dim: int, *, local: bool) -> None:
+    def __init__(
+        self, client: QdrantClient, collection: str, dim: int | None, color_dim: int | None, *, local: bool
+    ) -> None:
+        """dim and color_dim None: open an existing collection with whatever vectors it holds (migrate-store)."""
         self._client = client
         self._collection = collection
-        self._sizes = {VISUAL: dim, COLOR: color_dim}
         # Local mode is plain Python over shared dicts; a server handles its own concurrency.
         self._lock = threading.RLock() if local else None
+        self._sizes = {VISUAL: dim, COLOR: color_dim}
+        if dim is None or color_dim is None:
+            self._sizes = self._existing_sizes()
         self._ensure_collection()
 
     @classmethod
-    def open(cls, *, url: str | None, api_key: str | None, path: str, collection: str, dim: int, color_dim: int):
+    def open(cls, *, url: str | None, api_key: str | None, path: str, collection: str, dim: int | None,
+             color_dim: int | None):  # fmt: skip
         """Connect to a server when url is given, else open (and lock) a local-mode folder."""
         try:
             client = QdrantClient(url=url, api_key=api_key) if url else QdrantClient(path=path)
@@ -37,7 +51,17 @@ class QdrantGarmentStore:
             client.close()  # local mode holds the folder's lock until closed
             raise
 
-    def _check_vectors(self) -> None:
+    def _existing_sizes(self) -> dict[str, int]:
+        if not self._call(self._client.collection_exists, self._collection):
+            raise ModelError(f"Qdrant holds no collection {self._collection!r}")
+        self._check_vectors(adopt=True)
+        vectors = self._call(self._client.get_collection, self._collection).config.params.vectors
+        return {name: params.size for name, params in vectors.items()}
+
+    def vector_sizes(self) -> dict[str, int]:
+        return dict(self._sizes)
+
+    def _check_vectors(self, adopt: bool = False) -> None:
         """A collection built for other vectors cannot be searched with these: say so at start, touch nothing."""
         vectors = self._call(self._client.get_collection, self._collection).config.params.vectors
         if not isinstance(vectors, dict):
@@ -47,6 +71,8 @@ class QdrantGarmentStore:
                 "and delete the old one when done; kloset leaves it untouched"
             )
         found = {name: params.size for name, params in vectors.items()}
+        if adopt:
+            return
         if any(found.get(name) != size for name, size in self._sizes.items()):
             raise ModelError(
                 f"Qdrant collection {self._collection!r} holds vectors {found} but this model makes {self._sizes}: "
@@ -55,6 +81,13 @@ class QdrantGarmentStore:
 
     def close(self) -> None:
         self._client.close()
+
+    def optimize(self, should_stop=lambda: False) -> bool:
+        """A server optimizes in the background on its own; local mode has no index to build."""
+        return False
+
+    def unindexed(self) -> int:
+        return 0
 
     def _call(self, fn, *args, **kwargs):
         try:
@@ -91,7 +124,7 @@ class QdrantGarmentStore:
         points = [
             models.PointStruct(
                 id=point_id(g.item_id),
-                vector={VISUAL: _as_list(g.embedding), COLOR: _as_list(g.color_vector)},
+                vector={VISUAL: vector_list(g.embedding), COLOR: vector_list(g.color_vector)},
                 payload=g.payload(),
             )
             for g in garments
@@ -99,19 +132,20 @@ class QdrantGarmentStore:
         if points:
             self._call(self._client.upsert, self._collection, points=points, wait=True)
 
-    def candidates(self, vector, using: str, where: StoreFilter, limit: int) -> list[Candidate]:
+    def candidates(self, vector, using: str, where: StoreFilter, limit: int, *, exact: bool = False) -> list[Candidate]:
         other = COLOR if using == VISUAL else VISUAL
         response = self._call(
             self._client.query_points,
             self._collection,
-            query=_as_list(vector),
+            query=vector_list(vector),
             using=using,
             query_filter=_filter(where),
             limit=limit,
             with_payload=True,
             with_vectors=[other],
+            search_params=models.SearchParams(exact=True) if exact and self._lock is None else None,  # local: exact
         )
-        return [Candidate(_garment(p), float(p.score)) for p in response.points]
+        return [Candidate(garment_from_point(p), float(p.score)) for p in response.points]
 
     def garments(self, where: StoreFilter, limit: int) -> list[CatalogGarment]:
         points, _ = self._call(
@@ -122,11 +156,24 @@ class QdrantGarmentStore:
             with_payload=True,
             with_vectors=True,
         )
-        return [_garment(p) for p in points]
+        return [garment_from_point(p) for p in points]
+
+    def scan(self, batch: int) -> Iterator[list[CatalogGarment]]:
+        """Every garment with its vectors, batch by batch (to copy a catalog elsewhere)."""
+        offset = None
+        while True:
+            points, offset = self._call(
+                self._client.scroll, self._collection, limit=batch, offset=offset, with_payload=True,
+                with_vectors=True,
+            )  # fmt: skip
+            if points:
+                yield [garment_from_point(p) for p in points]
+            if offset is None:
+                return
 
     def retrieve(self, item_id: str) -> CatalogGarment | None:
         points = self._call(self._client.retrieve, self._collection, ids=[point_id(item_id)], with_vectors=True)
-        return _garment(points[0]) if points else None
+        return garment_from_point(points[0]) if points else None
 
     def count(self) -> int:
         return int(self._call(self._client.count, self._collection, exact=True).count)
@@ -152,20 +199,3 @@ def _filter(where: StoreFilter) -> models.Filter:
     ]
     must_not = [models.HasIdCondition(has_id=[point_id(i) for i in where.exclude_items])] if where.exclude_items else []
     return models.Filter(must=must, must_not=must_not)
-
-
-def _garment(point) -> CatalogGarment:
-    vectors = point.vector if isinstance(point.vector, dict) else {}
-    return CatalogGarment.from_payload(
-        point.payload or {}, _as_array(vectors.get(VISUAL)), _as_array(vectors.get(COLOR))
-    )
-
-
-def _as_array(vector) -> np.ndarray | None:
-    return None if vector is None else np.asarray(vector, dtype=np.float32)
-
-
-def _as_list(vector: np.ndarray | None) -> list[float]:
-    if vector is None:
-        raise ValueError("a garment needs its embedding and color vector to be stored")
-    return np.asarray(vector, dtype=np.float32).tolist()

@@ -6,8 +6,9 @@ color vector), so search can fuse what a garment looks like with what color it i
 """
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Protocol
 
 import numpy as np
@@ -19,6 +20,13 @@ from kloset.core.garments.regions import Box
 ITEM_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://kloset.dev/item")
 VISUAL = "visual"
 COLOR = "color"
+
+
+class StoreBackend(StrEnum):
+    AUTO = "auto"  # SERVER when a Qdrant URL is configured, else EDGE
+    EDGE = "edge"  # Qdrant Edge: Qdrant's engine in this process (the embedded default)
+    LOCAL = "local"  # qdrant-client local mode: brute force in Python, kept for tests and old folders
+    SERVER = "server"  # qdrant-client against a Qdrant server or cluster
 
 
 def point_id(item_id: str) -> str:
@@ -111,12 +119,18 @@ class GarmentStore(Protocol):
     def upsert(self, garments: Sequence[CatalogGarment]) -> None:
         """Insert or overwrite garments (by item id); returns once they are durable and searchable."""
 
-    def candidates(self, vector: np.ndarray, using: str, where: StoreFilter, limit: int) -> list[Candidate]:
+    def candidates(
+        self, vector: np.ndarray, using: str, where: StoreFilter, limit: int, *, exact: bool = False
+    ) -> list[Candidate]:
         """The nearest garments by one named vector (VISUAL or COLOR), best first, each with the other vector for
-        kloset's ranking to rescore (only the small color vector travels in the usual case, using VISUAL)."""
+        kloset's ranking to rescore (only the small color vector travels in the usual case, using VISUAL).
+        exact=True scans every matching point instead of walking an index (what recall is measured against)."""
 
     def garments(self, where: StoreFilter, limit: int) -> list[CatalogGarment]:
         """Garments matching a filter, with their vectors, in no particular order (e.g. one photo's outfit)."""
+
+    def scan(self, batch: int) -> Iterator[list[CatalogGarment]]:
+        """Every garment with its vectors, batch by batch, in no particular order (to copy a catalog)."""
 
     def retrieve(self, item_id: str) -> CatalogGarment | None:
         """One garment with its vectors, or None."""
@@ -126,3 +140,31 @@ class GarmentStore(Protocol):
 
     def delete(self, item_ids: Sequence[str]) -> None:
         """Remove garments; unknown ids are ignored."""
+
+    def optimize(self, should_stop: Callable[[], bool] = ...) -> bool:
+        """Build search indexes after a bulk load, off the request path; True when anything changed."""
+
+    def unindexed(self) -> int:
+        """Garments not yet in a search index (searched exactly until the next optimize)."""
+
+    def close(self) -> None:
+        """Make every write durable and release the store."""
+
+
+def garment_from_point(point) -> CatalogGarment:
+    """A garment back from a Qdrant point or record (either backend's: both carry .payload and .vector)."""
+    vectors = point.vector if isinstance(point.vector, dict) else {}
+    return CatalogGarment.from_payload(
+        point.payload or {}, _as_array(vectors.get(VISUAL)), _as_array(vectors.get(COLOR))
+    )
+
+
+def _as_array(vector) -> np.ndarray | None:
+    return None if vector is None else np.asarray(vector, dtype=np.float32)
+
+
+def vector_list(vector: np.ndarray | None) -> list[float]:
+    """A vector as the list both Qdrant APIs take; a garment without one cannot be stored."""
+    if vector is None:
+        raise ValueError("a garment needs its embedding and color vector to be stored")
+    return np.asarray(vector, dtype=np.float32).tolist()

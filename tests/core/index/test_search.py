@@ -1,4 +1,5 @@
-"""SearchEngine and OutfitFinder over a real Qdrant local-mode store, on hand-built catalogs of known answers."""
+"""SearchEngine and OutfitFinder over each real store backend (Qdrant Edge, qdrant-client local mode), on
+hand-built catalogs of known answers: ranking, filters and grouping must agree on both."""
 
 import numpy as np
 import pytest
@@ -6,10 +7,10 @@ import pytest
 from kloset.core.errors import InvalidInput, NotFound
 from kloset.core.garments.labels import Group
 from kloset.core.index.outfits import OutfitFinder
-from kloset.core.index.qdrant_store import QdrantGarmentStore
 from kloset.core.index.ranking import FilterPolicy, QueryGarment, RankingWeights, label_distribution, rank
 from kloset.core.index.search import SearchEngine, SearchFilter, SearchOptions, strict_steps
 from kloset.core.index.store import Candidate, CatalogGarment
+from tests.core.index.backends import BACKENDS, open_backend
 
 DIM = 4
 
@@ -28,10 +29,9 @@ class NoClassifier:
         raise AssertionError("search by item must not classify anything")
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = QdrantGarmentStore.open(url=None, api_key=None, path=str(tmp_path / "q"), collection="g", dim=DIM,
-                                color_dim=2)  # fmt: skip
+@pytest.fixture(params=BACKENDS)
+def store(request, tmp_path):
+    s = open_backend(request.param, tmp_path, dim=DIM, color_dim=2)
     yield s
     s.close()
 

@@ -1,0 +1,157 @@
+"""Building a Qdrant Edge shard's HNSW index out of process, and the folder of shard generations it needs.
+
+`EdgeShard.optimize()` holds the GIL until it returns (75 s for 100k garments on 2 cores), so it runs here in a
+child process (`python -m kloset.core.index.edge_compaction DIR`) on a copy of the live shard. Writes made while
+it runs are recorded and replayed onto the copy before it goes live. A crash at any point leaves CURRENT naming
+a complete shard; a half-built copy is removed at the next start.
+"""
+
+import fcntl
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from kloset.core.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+_CURRENT = "CURRENT"
+_LOCK = ".lock"
+_PREFIX = "shard-"
+_POLL_S = 0.2
+
+
+class ShardFolder:
+    """A folder of shard generations (shard-000001, ...) and CURRENT, the name of the live one; locked by the
+    process that opened it, as two processes writing one shard would corrupt it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self._lock = open(root / _LOCK, "a")  # noqa: SIM115 - held open for the store's lifetime
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise Unavailable(
+                f"the Qdrant Edge store in {root} is open in another process: stop it, or give this one its own "
+                "KLOSET_DATA_DIR (or KLOSET_EDGE_PATH)"
+            ) from None
+
+    def release(self) -> None:
+        self._lock.close()
+
+    def live(self) -> Path | None:
+        current = self.root / _CURRENT
+        if not current.exists():
+            return None
+        path = self.root / current.read_text(encoding="utf-8").strip()
+        return path if path.is_dir() else None
+
+    def new_generation(self) -> Path:
+        numbers = [
+            int(p.name[len(_PREFIX) :]) for p in self.root.glob(f"{_PREFIX}*") if p.name[len(_PREFIX) :].isdigit()
+        ]
+        return self.root / f"{_PREFIX}{max(numbers, default=0) + 1:06d}"
+
+    def make_live(self, path: Path) -> None:
+        """Point CURRENT at path atomically (write, fsync, rename)."""
+        tmp = self.root / f"{_CURRENT}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(path.name)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.root / _CURRENT)
+
+    def remove_stale(self) -> None:
+        """Delete every generation but the live one: old shards already swapped out, copies a crash left."""
+        live = self.live()
+        for path in self.root.glob(f"{_PREFIX}*"):
+            if path != live:
+                shutil.rmtree(path, ignore_errors=True)
+
+    def vector_sizes(self, shard: Path) -> dict[str, int]:
+        """The named vectors a shard was created with, from its edge_config.json ({} when unreadable)."""
+        try:
+            config = json.loads((shard / "edge_config.json").read_text(encoding="utf-8"))
+            return {name: int(v["size"]) for name, v in config.get("vectors", {}).items()}
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}
+
+
+class Compaction:
+    """One optimize of a copy of the live shard: copy, child process, replay of the writes made meanwhile."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        self._operations: list = []
+        self._process: subprocess.Popen | None = None
+
+    @classmethod
+    def start(cls, folder: ShardFolder, live: Path | None) -> "Compaction":
+        """Copy the (flushed) live shard to a new generation; the caller holds the write lock meanwhile."""
+        if live is None:
+            raise Unavailable(f"no live shard in {folder.root}")
+        compaction = cls(folder.new_generation())
+        shutil.copytree(live, compaction.target)
+        return compaction
+
+    def record(self, operation) -> None:
+        self._operations.append(operation)
+
+    def run(self, should_stop: Callable[[], bool]) -> bool:
+        """Optimize the copy in a child process; False when stopped or when the child failed."""
+        with tempfile.TemporaryFile() as errors:  # a file, not a pipe: a chatty child cannot block on it
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(self.target)], stdout=subprocess.DEVNULL, stderr=errors
+            )
+            started = time.monotonic()
+            while self._process.poll() is None:
+                if should_stop():
+                    self.abandon()
+                    return False
+                time.sleep(_POLL_S)
+            if self._process.returncode != 0:
+                errors.seek(0)
+                lines = errors.read().decode(errors="replace").strip().splitlines()
+                log.error("optimizing %s failed: %s", self.target, lines[-1] if lines else self._process.returncode)
+                return False
+        log.info("optimized %s in %.1f s", self.target.name, time.monotonic() - started)
+        return True
+
+    def replay(self, shard) -> None:
+        """Apply, in order, the writes the live shard took since the copy."""
+        for operation in self._operations:
+            shard.update(operation)
+        self._operations.clear()
+
+    def abandon(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        self._operations.clear()
+        shutil.rmtree(self.target, ignore_errors=True)
+
+
+def optimize_shard(path: str) -> bool:
+    """Open a shard folder, build its indexes, flush and close it (the child process's whole work)."""
+    import qdrant_edge as qe
+
+    shard = qe.EdgeShard.load(path)
+    try:
+        changed = shard.optimize()
+        shard.flush()
+        return changed
+    finally:
+        shard.close()
+
+
+if __name__ == "__main__":
+    optimize_shard(sys.argv[1])

@@ -1,0 +1,274 @@
+"""GarmentStore on Qdrant Edge: Qdrant's own engine in this process, the embedded default.
+
+A folder holds one shard per generation and a CURRENT file naming the live one. Writes go to the live shard at
+once (its write-ahead log makes them durable; new points land in a plain segment, searched exactly). Building
+the HNSW index is another matter: `EdgeShard.optimize()` holds Python's GIL for its whole run (minutes at 100k
+points), which would freeze every request of the process. So `optimize()` here copies the live shard, optimizes
+the copy in a child process, replays the writes made meanwhile onto it, and swaps it in (edge_compaction.py).
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import qdrant_edge as qe
+
+from kloset.core.errors import ModelError, Unavailable
+from kloset.core.index.edge_compaction import Compaction, ShardFolder
+from kloset.core.index.edge_tuning import EdgeTuning
+from kloset.core.index.store import (
+    COLOR,
+    VISUAL,
+    Candidate,
+    CatalogGarment,
+    StoreFilter,
+    garment_from_point,
+    point_id,
+    vector_list,
+)
+
+log = logging.getLogger(__name__)
+
+# Payload fields search filters on; keyword indexes let the planner estimate a filter's size, and let HNSW build
+# links inside each value (payload_m) so filtered graph search stays accurate.
+KEYWORD_FIELDS = ("item_id", "photo_id", "group", "category", "color", "model_version")
+_FLOAT32_KB = 4 / 1024
+
+
+class EdgeGarmentStore:
+    """GarmentStore on a Qdrant Edge shard folder (one process per folder)."""
+
+    def __init__(self, folder: ShardFolder, dim: int, color_dim: int, tuning: EdgeTuning) -> None:
+        self._folder = folder
+        self._sizes = {VISUAL: dim, COLOR: color_dim}
+        self._tuning = tuning
+        self._config = _config(dim, color_dim, tuning)
+        self._write_lock = threading.RLock()  # writes, and the swap of a compacted shard, one at a time
+        self._readers = threading.Condition()
+        self._reading: dict[int, int] = {}  # id(shard) -> calls in flight, so a swapped-out shard closes idle
+        self._shard = self._open_live()
+        self._compaction: Compaction | None = None
+        self.last_write = 0.0  # time.monotonic() of the last upsert or delete: the optimizer waits for quiet
+
+    @classmethod
+    def open(cls, *, path: str, dim: int, color_dim: int, tuning: EdgeTuning | None = None) -> "EdgeGarmentStore":
+        return cls(ShardFolder(Path(path)), dim, color_dim, tuning or EdgeTuning())
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+
+    def _open_live(self) -> qe.EdgeShard:
+        live = self._folder.live()
+        try:
+            if live is None:
+                path = self._folder.new_generation()
+                shard = qe.EdgeShard.create(str(path), self._config)
+                for name in KEYWORD_FIELDS:
+                    shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
+                shard.flush()
+                self._folder.make_live(path)
+                log.info("created Qdrant Edge shard %s", path)
+                return shard
+            self._check_vectors(live)
+            return qe.EdgeShard.load(str(live), self._config)
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise Unavailable(f"cannot open the Qdrant Edge shard in {self._folder.root}: {exc}") from None
+        finally:
+            self._folder.remove_stale()
+
+    def _check_vectors(self, live: Path) -> None:
+        """A shard built for other vectors cannot be searched with these: say so at start, touch nothing."""
+        found = self._folder.vector_sizes(live)
+        if found and found != self._sizes:
+            raise ModelError(
+                f"the Qdrant Edge shard in {self._folder.root} holds vectors {found} but this model makes "
+                f"{self._sizes}: point KLOSET_EDGE_PATH (or KLOSET_COLLECTION) elsewhere and index the catalog again"
+            )
+
+    def close(self) -> None:
+        """Flush everything to disk and release the folder (a compaction in progress is abandoned)."""
+        with self._write_lock:
+            if self._compaction is not None:
+                self._compaction.abandon()
+                self._compaction = None
+            self._shard.flush()
+            self._shard.close()
+            self._folder.release()
+
+    def flush(self) -> None:
+        with self._write_lock:
+            self._shard.flush()
+
+    # -- reads -------------------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _read(self) -> Iterator[qe.EdgeShard]:
+        with self._readers:
+            shard = self._shard
+            self._reading[id(shard)] = self._reading.get(id(shard), 0) + 1
+        try:
+            yield shard
+        except (RuntimeError, ValueError) as exc:
+            raise Unavailable(f"Qdrant Edge failed: {exc}") from None
+        finally:
+            with self._readers:
+                self._reading[id(shard)] -= 1
+                self._readers.notify_all()
+
+    def candidates(
+        self, vector: np.ndarray, using: str, where: StoreFilter, limit: int, *, exact: bool = False
+    ) -> list[Candidate]:
+        other = COLOR if using == VISUAL else VISUAL
+        request = qe.QueryRequest(
+            limit=limit,
+            query=qe.Query.Nearest(vector_list(vector), using=using),
+            filter=_filter(where),
+            with_payload=True,
+            with_vector=[other],
+            params=qe.SearchParams(hnsw_ef=max(self._tuning.hnsw_ef, limit), exact=exact),
+        )
+        with self._read() as shard:
+            points = shard.query(request)
+        return [Candidate(garment_from_point(p), float(p.score)) for p in points]
+
+    def garments(self, where: StoreFilter, limit: int) -> list[CatalogGarment]:
+        request = qe.ScrollRequest(limit=limit, filter=_filter(where), with_payload=True, with_vector=True)
+        with self._read() as shard:
+            records, _ = shard.scroll(request)
+        return [garment_from_point(r) for r in records]
+
+    def scan(self, batch: int) -> Iterator[list[CatalogGarment]]:
+        """Every garment with its vectors, batch by batch (to copy a catalog elsewhere)."""
+        offset = None
+        while True:
+            request = qe.ScrollRequest(offset=offset, limit=batch, with_payload=True, with_vector=True)
+            with self._read() as shard:
+                records, offset = shard.scroll(request)
+            if records:
+                yield [garment_from_point(r) for r in records]
+            if offset is None:
+                return
+
+    def retrieve(self, item_id: str) -> CatalogGarment | None:
+        with self._read() as shard:
+            records = shard.retrieve([point_id(item_id)], with_payload=True, with_vector=True)
+        return garment_from_point(records[0]) if records else None
+
+    def count(self) -> int:
+        with self._read() as shard:
+            return int(shard.count(qe.CountRequest(exact=True)))
+
+    def unindexed(self) -> int:
+        """Points not yet in an HNSW graph (searched exactly until the next optimize)."""
+        with self._read() as shard:
+            info = shard.info()
+        # indexed_vectors_count counts each named vector of a point (the graph-less color one too)
+        return max(0, info.points_count - info.indexed_vectors_count // len(self._sizes))
+
+    # -- writes ------------------------------------------------------------------------------------------------
+
+    def upsert(self, garments: Sequence[CatalogGarment]) -> None:
+        points = [
+            qe.Point(
+                point_id(g.item_id), {VISUAL: vector_list(g.embedding), COLOR: vector_list(g.color_vector)}, g.payload()
+            )
+            for g in garments
+        ]
+        if points:
+            self._write(qe.UpdateOperation.upsert_points(points))
+
+    def delete(self, item_ids: Sequence[str]) -> None:
+        if item_ids:
+            self._write(qe.UpdateOperation.delete_points([point_id(i) for i in item_ids]))
+
+    def _write(self, operation: qe.UpdateOperation) -> None:
+        with self._write_lock:
+            try:
+                self._shard.update(operation)
+            except (RuntimeError, ValueError) as exc:
+                raise Unavailable(f"Qdrant Edge refused the write: {exc}") from None
+            if self._compaction is not None:
+                self._compaction.record(operation)  # replayed onto the compacted copy before it goes live
+            self.last_write = time.monotonic()
+
+    # -- optimize ----------------------------------------------------------------------------------------------
+
+    def optimize(self, should_stop: Callable[[], bool] = lambda: False) -> bool:
+        """Build the HNSW index without stopping searches or writes; True when a new shard went live.
+
+        The live shard is copied (writes wait for the copy, reads go on), the copy optimized in a child process,
+        the writes made meanwhile replayed onto it, and the copy made live; the old shard closes once idle.
+        """
+        with self._write_lock:
+            if self._compaction is not None:
+                return False
+            self._shard.flush()
+            self._compaction = Compaction.start(self._folder, self._folder.live())
+        compaction = self._compaction
+        try:
+            if not compaction.run(should_stop):
+                return False
+            optimized = qe.EdgeShard.load(str(compaction.target), self._config)
+            with self._write_lock:
+                compaction.replay(optimized)
+                optimized.flush()
+                old, self._shard = self._shard, optimized
+                self._folder.make_live(compaction.target)
+                self._compaction = None
+            self._close_when_idle(old)
+            self._folder.remove_stale()
+            log.info("Qdrant Edge shard optimized: %s live", compaction.target.name)
+            return True
+        finally:
+            with self._write_lock:
+                if self._compaction is compaction:
+                    compaction.abandon()
+                    self._compaction = None
+
+    def _close_when_idle(self, shard: qe.EdgeShard) -> None:
+        with self._readers:
+            self._readers.wait_for(lambda: self._reading.get(id(shard), 0) == 0)
+            self._reading.pop(id(shard), None)
+        shard.close()
+
+
+def _config(dim: int, color_dim: int, tuning: EdgeTuning) -> qe.EdgeConfig:
+    # Qdrant counts the full-scan threshold in kilobytes of the searched vector.
+    full_scan_kb = max(1, int(tuning.full_scan_points * dim * _FLOAT32_KB))
+    return qe.EdgeConfig(
+        vectors={
+            VISUAL: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
+            # The color vector rescores candidates and is searched only in rare configurations: no graph for it
+            # (m=0) halves the optimize time; a search by it is exact.
+            COLOR: qe.EdgeVectorParams(
+                size=color_dim,
+                distance=qe.Distance.Cosine,
+                hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=tuning.hnsw_ef_construct, full_scan_threshold=1),
+            ),
+        },
+        hnsw_config=qe.HnswIndexConfig(
+            m=tuning.hnsw_m,
+            ef_construct=tuning.hnsw_ef_construct,
+            full_scan_threshold=full_scan_kb,
+            payload_m=tuning.hnsw_m,
+        ),
+        max_search_threads=tuning.search_threads or None,
+    )
+
+
+def _filter(where: StoreFilter) -> qe.Filter | None:
+    must = [
+        qe.FieldCondition(key=key, match=qe.MatchAny(any=list(values)))
+        for key, values in (
+            ("group", [g.value for g in where.groups]),
+            ("category", list(where.categories)),
+            ("color", list(where.colors)),
+            ("photo_id", list(where.photos)),
+        )
+        if values
+    ]
+    must_not = [qe.HasIdCondition({point_id(i) for i in where.exclude_items})] if where.exclude_items else []
+    return qe.Filter(must=must, must_not=must_not) if must or must_not else None

@@ -1,0 +1,29 @@
+"""Which GarmentStore a configuration opens: Qdrant Edge in this process by default, a Qdrant server when a URL
+is given, qdrant-client local mode when asked for."""
+
+from kloset.core.config import Settings
+from kloset.core.garments.color import COLOR_VECTOR_DIM
+from kloset.core.index.migration import refuse_unmigrated
+from kloset.core.index.store import GarmentStore, StoreBackend
+from kloset.core.models.backbone import EMBEDDING_DIM
+
+
+def open_store(settings: Settings, dim: int = EMBEDDING_DIM, color_dim: int = COLOR_VECTOR_DIM) -> GarmentStore:
+    """Open the configured backend; the caller closes it (which flushes every write)."""
+    backend = settings.store_backend
+    if backend is StoreBackend.EDGE:
+        from kloset.core.index.edge_store import EdgeGarmentStore
+
+        refuse_unmigrated(settings)
+        return EdgeGarmentStore.open(path=str(settings.edge_root), dim=dim, color_dim=color_dim,
+                                     tuning=settings.edge_tuning)  # fmt: skip
+    from kloset.core.index.qdrant_store import QdrantGarmentStore
+
+    return QdrantGarmentStore.open(
+        url=settings.qdrant_url if backend is StoreBackend.SERVER else None,
+        api_key=settings.qdrant_api_key,
+        path=str(settings.qdrant_local_path),
+        collection=settings.collection,
+        dim=dim,
+        color_dim=color_dim,
+    )

@@ -1,0 +1,121 @@
+"""What only the Qdrant Edge backend does: build its index in a child process while reads and writes go on,
+keep a complete shard through crashes, lock its folder, and optimize in the background once writes are quiet."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from kloset.core.errors import Unavailable
+from kloset.core.garments.labels import Group
+from kloset.core.index.edge_store import EdgeGarmentStore
+from kloset.core.index.optimizer import BackgroundOptimizer
+from kloset.core.index.store import VISUAL, CatalogGarment, StoreFilter
+
+DIM = 1280  # the model's size: enough vectors pass Qdrant's indexing threshold to build a real HNSW graph
+
+
+def garments(n, start=0, seed=0):
+    rng = np.random.default_rng(seed)
+    return [
+        CatalogGarment(f"p{i}/top", Group.TOP if i % 2 else Group.BOTTOM, f"c{i % 6}", "white", "x.jpg", "m",
+                       rng.random(DIM, dtype=np.float32), rng.random(2, dtype=np.float32), photo_id=f"p{i}")
+        for i in range(start, start + n)
+    ]  # fmt: skip
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = EdgeGarmentStore.open(path=str(tmp_path / "edge"), dim=DIM, color_dim=2)
+    yield s
+    s.close()
+
+
+def test_optimize_builds_the_index_in_a_child_process_and_keeps_writes_made_meanwhile(store, tmp_path):
+    catalog = garments(2500)
+    store.upsert(catalog)
+    assert store.unindexed() == 2500
+    writes = []
+
+    def write_while_optimizing() -> bool:  # polled while the child process runs
+        if not writes:
+            store.upsert(garments(1, start=9000))
+            store.delete(["p7/top"])
+            writes.append(store.count())
+        return False
+
+    assert store.optimize(write_while_optimizing)
+    assert writes == [2500]  # the write happened during the optimize, on the live shard
+    assert store.unindexed() <= 1  # the graph covers the catalog; the replayed write waits in a plain segment
+    assert store.count() == 2500 and store.retrieve("p9000/top") and store.retrieve("p7/top") is None
+    query = catalog[3].embedding
+    where = StoreFilter(groups=(Group.TOP,))
+    walked = store.candidates(query, VISUAL, where, 10)
+    scanned = store.candidates(query, VISUAL, where, 10, exact=True)
+    assert walked[0].garment.item_id == "p3/top"
+    assert len({c.garment.item_id for c in walked} & {c.garment.item_id for c in scanned}) >= 9
+    assert [p.name for p in (tmp_path / "edge").glob("shard-*")] == ["shard-000002"]  # the old one is gone
+
+
+def test_reads_go_on_while_the_child_process_optimizes(store):
+    store.upsert(garments(2500))
+    answered, stop = [], threading.Event()
+
+    def search():
+        while not stop.is_set():
+            answered.append(len(store.candidates(np.ones(DIM, np.float32), VISUAL, StoreFilter(), 5)))
+
+    reader = threading.Thread(target=search)
+    reader.start()
+    started = time.monotonic()
+    try:
+        store.optimize()
+    finally:
+        stop.set()
+        reader.join()
+    # In-process, EdgeShard.optimize() holds the GIL: not one search would answer until it returned.
+    assert len(answered) > 10 and set(answered) == {5}, (len(answered), time.monotonic() - started)
+
+
+def test_a_stopped_optimize_leaves_the_live_shard_as_it_was(store, tmp_path):
+    store.upsert(garments(50))
+    assert not store.optimize(lambda: True)
+    assert store.count() == 50
+    assert [p.name for p in (tmp_path / "edge").glob("shard-*")] == ["shard-000001"]
+
+
+def test_a_copy_left_by_a_crash_is_removed_at_open_and_the_live_shard_kept(tmp_path):
+    s = EdgeGarmentStore.open(path=str(tmp_path / "edge"), dim=DIM, color_dim=2)
+    s.upsert(garments(10))
+    s.close()
+    (tmp_path / "edge" / "shard-000002" / "segments").mkdir(parents=True)  # a half-copied shard
+    s = EdgeGarmentStore.open(path=str(tmp_path / "edge"), dim=DIM, color_dim=2)
+    try:
+        assert s.count() == 10
+        assert [p.name for p in (tmp_path / "edge").glob("shard-*")] == ["shard-000001"]
+    finally:
+        s.close()
+
+
+def test_a_second_process_cannot_open_the_folder(store, tmp_path):
+    with pytest.raises(Unavailable, match="open in another process"):
+        EdgeGarmentStore.open(path=str(tmp_path / "edge"), dim=DIM, color_dim=2)
+
+
+def test_the_background_optimizer_waits_for_quiet_then_runs_once(store):
+    stop = threading.Event()
+    optimizer = BackgroundOptimizer(store, stop, idle_s=0.3, min_points=2000, poll_s=0.05)
+    store.upsert(garments(2100))
+    assert not optimizer.due()  # just written: a bulk load may still be going on
+    thread = threading.Thread(target=optimizer.run)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while optimizer.runs == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert optimizer.runs == 1 and store.unindexed() == 0
+        assert not optimizer.due()  # nothing written since
+    finally:
+        stop.set()
+        thread.join()
