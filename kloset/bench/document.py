@@ -12,8 +12,9 @@ from pathlib import Path
 
 from kloset.core.config import REPO_ROOT
 
-BENCHMARKS_DOC = REPO_ROOT / "docs" / "benchmarks.md"
-PLOTS_DIR = REPO_ROOT / "docs" / "benchmarks"
+DOCS_DIR = REPO_ROOT / "docs"
+BENCHMARKS_DOC = DOCS_DIR / "benchmarks.md"
+PLOTS_DIR = DOCS_DIR / "benchmarks"  # the PNGs, linked from benchmarks.md as benchmarks/NAME.png
 _HEADER = (
     "# Benchmarks\n\n"
     "Each section is written by its command (`kloset bench <name>`); rerun one to refresh it. Figures are medians "

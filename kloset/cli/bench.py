@@ -21,8 +21,43 @@ def _progress(quiet: bool):
 
 
 def run_bench(args, settings: Settings) -> int:
-    if args.what != "retrieval":
+    benchmarks = {"retrieval": _retrieval, "store": _store}
+    if args.what not in benchmarks:
         raise CommandError(f"unknown benchmark {args.what}")
+    return benchmarks[args.what](args, settings)
+
+
+def _sizes(args) -> tuple[int, ...]:
+    if args.points < 100:
+        raise CommandError("--points must be at least 100")
+    if not args.sizes:
+        return (*(s for s in (10_000, 50_000) if s < args.points), args.points)
+    try:
+        sizes = tuple(int(part) for part in args.sizes.split(",") if part.strip())
+    except ValueError:
+        raise CommandError(f"--sizes must be comma-separated numbers, not {args.sizes!r}") from None
+    if not sizes or min(sizes) < 100 or max(sizes) > args.points:
+        raise CommandError(f"--sizes must lie between 100 and --points ({args.points})")
+    return sizes
+
+
+def _store(args, settings: Settings) -> int:
+    from kloset.bench.document import update_section
+    from kloset.bench.store import StoreBench, run_store_benchmark, save_store_plot, store_table
+
+    if args.queries < 1:
+        raise CommandError("--queries must be at least 1")
+    bench = StoreBench(sizes=_sizes(args), queries=args.queries, local_max=args.local_max, url=args.url,
+                       seed=args.seed, tuning=settings.edge_tuning)  # fmt: skip
+    log = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    figures = run_store_benchmark(bench, log)
+    save_store_plot(figures, args.docs / "benchmarks" / "store.png")
+    update_section("store", store_table(figures), args.docs / "benchmarks.md")
+    print(json.dumps(figures) if args.json else store_table(figures))
+    return 0
+
+
+def _retrieval(args, settings: Settings) -> int:
     if not (args.data / "labels").is_dir() and not any(args.data.rglob("*.json")):
         raise CommandError(f"{args.data} is not a K-Fashion folder (no labels/ and no label JSON)")
     from kloset.bench.report import retrieval_table, save_retrieval_plot

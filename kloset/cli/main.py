@@ -9,6 +9,7 @@ from pathlib import Path
 import grpc
 from pydantic import ValidationError
 
+from kloset.bench.document import DOCS_DIR
 from kloset.cli.client import Clients, CommandError, rpc_message
 from kloset.core.config import Role, load_settings, parse_roles
 from kloset.core.errors import KlosetError
@@ -88,18 +89,36 @@ def build_parser() -> argparse.ArgumentParser:
         "--queries", type=Path, help="attributes: tag-only photos (queries/ with tags.json) as extra data"
     )
 
-    bench = commands.add_parser("bench", help="benchmarks that print JSON figures")
-    bench.add_argument("what", choices=["retrieval"])
-    bench.add_argument("--data", type=Path, required=True, help="a K-Fashion folder (images/ + labels/)")
-    bench.add_argument("--limit", type=int, help="only the first N photos of the folder")
-    bench.add_argument("--seed", type=int, default=0, help="seed of the query views")
-    bench.add_argument("--plot", type=Path, help="write the recall / precision plot (PNG) here")
-    bench.add_argument("--table", type=Path, help="write the figures as a markdown table here")
-    bench.add_argument(
+    bench = commands.add_parser("bench", help="benchmarks that print JSON figures and write docs/benchmarks.md")
+    benches = bench.add_subparsers(dest="what", required=True, metavar="BENCHMARK")
+    retrieval = benches.add_parser("retrieval", help="search quality on a K-Fashion folder, against the original")
+    retrieval.add_argument("--data", type=Path, required=True, help="a K-Fashion folder (images/ + labels/)")
+    retrieval.add_argument("--limit", type=int, help="only the first N photos of the folder")
+    retrieval.add_argument("--seed", type=int, default=0, help="seed of the query views")
+    retrieval.add_argument("--plot", type=Path, help="write the recall / precision plot (PNG) here")
+    retrieval.add_argument("--table", type=Path, help="write the figures as a markdown table here")
+    retrieval.add_argument(
         "--cache", type=Path, help="keep the model's answers here, for reruns with other ranking settings"
     )
-    bench.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    bench.add_argument("--json", action="store_true")
+    store = benches.add_parser("store", help="filtered top-10 latency and recall@10 on each store backend")
+    store.add_argument("--points", type=int, default=100_000, help="the largest catalog (default 100000)")
+    store.add_argument("--sizes", help="catalog sizes to measure, comma-separated (default 10000,50000,POINTS)")
+    store.add_argument("--queries", type=int, default=200, help="queries per filter (default 200)")
+    store.add_argument("--local-max", type=int, default=10_000,
+                       help="largest catalog for qdrant-client local mode, brute force in Python")  # fmt: skip
+    store.add_argument("--url", help="also measure a Qdrant server here (default: none)")
+    store.add_argument("--seed", type=int, default=0)
+    for parser_ in (retrieval, store):
+        parser_.add_argument("--quiet", action="store_true", help="no progress on stderr")
+        parser_.add_argument("--json", action="store_true")
+    for parser_ in (store,):
+        parser_.add_argument("--docs", type=Path, default=DOCS_DIR,
+                             help="where benchmarks.md and its plots go (default: the repository's docs/)")  # fmt: skip
+
+    migrate = commands.add_parser(
+        "migrate-store", help="copy a catalog from a Qdrant local-mode folder (older kloset) into Qdrant Edge"
+    )
+    migrate.add_argument("--json", action="store_true")
 
     segment = commands.add_parser("segment", help="write a photo's garment masks and crops, to look at")
     segment.add_argument("image", type=Path)
@@ -191,7 +210,31 @@ def _dispatch(args, settings) -> int:
         from kloset.cli.bench import run_bench
 
         return run_bench(args, settings)
+    if args.command == "migrate-store":
+        return _migrate_store(args, settings)
     raise CommandError(f"unknown command {args.command}")
+
+
+def _migrate_store(args, settings) -> int:
+    from kloset.cli.progress import Progress
+    from kloset.core.index.migration import migrate_store
+
+    bar: Progress | None = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        bar = bar or Progress("copying garments", total, enabled=not args.json)
+        bar.update(done)
+
+    report = migrate_store(settings, progress)
+    if bar:
+        bar.close()
+    if args.json:
+        print(json.dumps(report.__dict__))
+    else:
+        print(f"copied {report.copied} garments from {report.source} into {report.target} "
+              f"({report.store_count} in the store); the old folder is kept: delete it when satisfied")  # fmt: skip
+    return 0
 
 
 def _serve(args, settings) -> int:

@@ -240,3 +240,36 @@ def test_train_evaluate_and_segment_from_the_command_line(tmp_path, sample_catal
     assert {Path(p).name for p in written} == {"0001_overlay.png", "0001_top.png", "0001_bottom.png"}
     assert "multiples of 32" in run(env, "train", "segmenter", "--data", sample_catalog, "--height", "50",
                                     check_exit=1).stderr  # fmt: skip
+
+
+def test_migrate_store_copies_a_local_mode_catalog_and_refuses_when_there_is_none(tmp_path):
+    import numpy as np
+
+    from kloset.core.garments.labels import Group
+    from kloset.core.index.qdrant_store import QdrantGarmentStore
+    from kloset.core.index.store import CatalogGarment
+
+    old = QdrantGarmentStore.open(url=None, api_key=None, path=str(tmp_path / "var" / "qdrant"),
+                                  collection="garments", dim=4, color_dim=2)  # fmt: skip
+    old.upsert([CatalogGarment(f"p{i}/top", Group.TOP, "blouse", "white", "x.jpg", "m", np.ones(4, np.float32),
+                               np.ones(2, np.float32)) for i in range(5)])  # fmt: skip
+    old.close()
+    env = {"PATH": "/usr/bin:/bin", "KLOSET_DATA_DIR": str(tmp_path / "var")}
+    report = json.loads(run(env, "migrate-store", "--json").stdout)
+    assert report["copied"] == 5 and report["store_count"] == 5 and report["target"].endswith("edge/garments")
+    empty = run({"PATH": "/usr/bin:/bin", "KLOSET_DATA_DIR": str(tmp_path / "none")}, "migrate-store", check_exit=1)
+    assert "nothing to migrate" in empty.stderr
+
+
+def test_bench_store_prints_the_figures_other_tools_read(tmp_path):
+    result = run({"PATH": "/usr/bin:/bin"}, "bench", "store", "--points", "400", "--sizes", "200,400", "--queries",
+                 "5", "--quiet", "--json", "--docs", tmp_path)  # fmt: skip
+    figures = json.loads(result.stdout)
+    assert figures["points"] == 400 and set(figures["backends"]) == {"edge", "local"}
+    for backend in ("edge", "local"):
+        for name in ("category", "category_color", "none"):
+            s = figures["backends"][backend][name]
+            assert set(s) == {"p50_ms", "p99_ms", "recall_at_10"} and 0 <= s["recall_at_10"] <= 1
+    assert set(figures["by_points"]) == {"200", "400"}
+    assert "<!-- bench:store -->" in (tmp_path / "benchmarks.md").read_text()
+    assert (tmp_path / "benchmarks" / "store.png").stat().st_size > 10_000
