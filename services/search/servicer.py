@@ -29,9 +29,13 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
     def SearchByImage(self, request: search_pb2.SearchByImageRequest, context: grpc.ServicerContext):
         regions = regions_from_proto(request.garments, self._max_garments)
         options = options_from_proto(request.options)
+        timings: dict[str, float] = {}
         answers = self._engine.search_by_image(
-            request.image, regions, filter_from_proto(request.filter), request.top_k, options
+            request.image, regions, filter_from_proto(request.filter), request.top_k, options, timings
         )
+        # Where the time went, for clients and benchmarks: trailing metadata leaves kloset.v1's messages as they are
+        metadata = [(f"kloset-{name.replace('_', '-')}", f"{ms:.2f}") for name, ms in timings.items()]
+        context.set_trailing_metadata(metadata)
         return search_pb2.SearchByImageResponse(garments=[results_to_proto(a) for a in answers])
 
     @grpc_errors

@@ -208,8 +208,11 @@ def test_search_by_image_gives_one_result_list_per_garment(stubs, sample_catalog
         filter=search_pb2.SearchFilter(colors=["블랙", "white", "navy", "red"]),  # Korean names are accepted
         top_k=5,
     )
-    top, bottom = stubs["search"].SearchByImage(request, timeout=30).garments
+    answer, call = stubs["search"].SearchByImage.with_call(request, timeout=30)
+    top, bottom = answer.garments
     assert (top.group, bottom.group) == (garment_pb2.GARMENT_GROUP_TOP, garment_pb2.GARMENT_GROUP_BOTTOM)
+    timings = dict(call.trailing_metadata())  # where the time went: the model, then the store
+    assert float(timings["kloset-inference-ms"]) > 0 and float(timings["kloset-search-ms"]) > 0
     for garment in (top, bottom):
         assert list(garment.filter.colors) == ["black", "white", "navy", "red"]
         assert len(garment.results) <= 5

@@ -5,6 +5,7 @@ and relaxed in a stated order when they leave fewer than the results asked for, 
 saying why; SOFT and NONE never exclude a garment of the group (see ranking).
 """
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -147,11 +148,20 @@ class SearchEngine:
         search_filter: SearchFilter,
         top_k: int = 0,
         options: SearchOptions = SearchOptions(),
+        timings: dict[str, float] | None = None,
     ) -> list[GarmentResults]:
-        """One result list per query garment (the segmenter's garments when no region is given)."""
+        """One result list per query garment (the segmenter's garments when no region is given).
+
+        timings, when given, receives inference_ms and search_ms: where a request's time went."""
         self.top_k(top_k), self._options(options)  # a bad request fails before the model runs
+        started = time.perf_counter()
         classification = self._classifier.classify(image, regions)
-        return [self.search_prediction(g, search_filter, top_k, options) for g in classification.garments]
+        classified = time.perf_counter()
+        answers = [self.search_prediction(g, search_filter, top_k, options) for g in classification.garments]
+        if timings is not None:
+            timings["inference_ms"] = (classified - started) * 1000
+            timings["search_ms"] = (time.perf_counter() - classified) * 1000
+        return answers
 
     def search_prediction(
         self,
