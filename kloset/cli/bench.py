@@ -21,7 +21,7 @@ def _progress(quiet: bool):
 
 
 def run_bench(args, settings: Settings) -> int:
-    benchmarks = {"retrieval": _retrieval, "store": _store}
+    benchmarks = {"retrieval": _retrieval, "store": _store, "search": _search}
     if args.what not in benchmarks:
         raise CommandError(f"unknown benchmark {args.what}")
     return benchmarks[args.what](args, settings)
@@ -49,11 +49,31 @@ def _store(args, settings: Settings) -> int:
         raise CommandError("--queries must be at least 1")
     bench = StoreBench(sizes=_sizes(args), queries=args.queries, local_max=args.local_max, url=args.url,
                        seed=args.seed, tuning=settings.edge_tuning)  # fmt: skip
-    log = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
-    figures = run_store_benchmark(bench, log)
+    figures = run_store_benchmark(bench, _log(args))
     save_store_plot(figures, args.docs / "benchmarks" / "store.png")
     update_section("store", store_table(figures), args.docs / "benchmarks.md")
     print(json.dumps(figures) if args.json else store_table(figures))
+    return 0
+
+
+def _log(args):
+    return (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+
+
+def _search(args, settings: Settings) -> int:
+    from kloset.bench.document import update_section
+    from kloset.bench.search import SearchBench, run_search_benchmark, save_search_plot, search_table
+
+    if args.catalog < 1 or args.item_requests < 16 or args.photo_requests < 16:
+        raise CommandError("--catalog must be positive, --item-requests and --photo-requests at least 16")
+    if args.data is not None and not (args.data / "labels").is_dir():
+        raise CommandError(f"{args.data} is not a K-Fashion folder (no labels/)")
+    bench = SearchBench(catalog=args.catalog, data=args.data, limit=args.limit, item_requests=args.item_requests,
+                        photo_requests=args.photo_requests)  # fmt: skip
+    figures = run_search_benchmark(bench, settings, _log(args))
+    save_search_plot(figures, args.docs / "benchmarks" / "search.png")
+    update_section("search", search_table(figures), args.docs / "benchmarks.md")
+    print(json.dumps(figures) if args.json else search_table(figures))
     return 0
 
 

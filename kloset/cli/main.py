@@ -108,10 +108,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="largest catalog for qdrant-client local mode, brute force in Python")  # fmt: skip
     store.add_argument("--url", help="also measure a Qdrant server here (default: none)")
     store.add_argument("--seed", type=int, default=0)
-    for parser_ in (retrieval, store):
+    search_bench = benches.add_parser("search", help="gRPC search latency and throughput on a temporary kloset serve")
+    search_bench.add_argument("--catalog", type=int, default=100_000, help="catalog garments (default 100000)")
+    search_bench.add_argument("--data", type=Path, help="a K-Fashion folder: its garments and photos (else synthetic)")
+    search_bench.add_argument("--limit", type=int, help="only the first N photos of --data")
+    search_bench.add_argument("--item-requests", type=int, default=400, help="by item, per concurrency level")
+    search_bench.add_argument("--photo-requests", type=int, default=32, help="by photo, per concurrency level")
+    for parser_ in (retrieval, store, search_bench):
         parser_.add_argument("--quiet", action="store_true", help="no progress on stderr")
         parser_.add_argument("--json", action="store_true")
-    for parser_ in (store,):
+    for parser_ in (store, search_bench):
         parser_.add_argument("--docs", type=Path, default=DOCS_DIR,
                              help="where benchmarks.md and its plots go (default: the repository's docs/)")  # fmt: skip
 
