@@ -154,4 +154,5 @@ def optimize_shard(path: str) -> bool:
 
 
 if __name__ == "__main__":
+    os.nice(10)  # the serving process's searches come first; building the index can wait for a free core
     optimize_shard(sys.argv[1])
