@@ -1,20 +1,27 @@
-"""Classifying the garments of one image: decode, crop each region, run the attribute model."""
+"""Classifying the garments of images: decode, crop each region, run the attribute model.
+
+Preparing a photo (decode, crop, color statistics) is separate from its forward pass, so callers can prepare on
+other threads while the model runs, and concurrent requests share passes through a MicroBatcher.
+"""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from kloset.core.errors import InvalidInput
 from kloset.core.garments.crop import crop_garment
 from kloset.core.garments.images import decode_image
-from kloset.core.garments.regions import Region, fit_region
+from kloset.core.garments.regions import Box, Region, fit_region
+from kloset.core.models.batcher import MicroBatcher
 from kloset.core.models.predictions import GarmentPrediction
 
 if TYPE_CHECKING:  # the models pull in TensorFlow; clients of this module's types must not pay for it
-    from kloset.core.models.attributes import AttributeModel
+    from kloset.core.models.attributes import AttributeModel, ModelInput
     from kloset.core.models.segmenter import Segmenter
 
 DEFAULT_MAX_GARMENTS = 16  # Settings.max_garments_per_request's default
+DEFAULT_BATCH_GARMENTS = 16  # Settings.batch_garments' default
+DEFAULT_BATCH_WAIT_MS = 5.0  # Settings.batch_wait_ms' default
 
 
 def check_garment_count(count: int, limit: int) -> None:
@@ -31,11 +38,27 @@ class Classification:
     model_version: str
 
 
+@dataclass(frozen=True)
+class PreparedPhoto:
+    """A request to classify, with the in-process engine's CPU work done: model inputs and boxes per garment."""
+
+    image: bytes
+    regions: Sequence[Region]
+    inputs: list["ModelInput"] = field(default_factory=list)
+    boxes: list[Box | None] = field(default_factory=list)
+
+
 class AttributeClassifier(Protocol):
     """Category, color and embedding per garment; served in-process or by the attribute service."""
 
     def classify(self, image: bytes, regions: Sequence[Region]) -> Classification:
         """Classify each region of the image (no regions: the whole image is one garment)."""
+
+    def prepare(self, image: bytes, regions: Sequence[Region]) -> PreparedPhoto:
+        """The work of classify before the forward pass; thread-safe, raises InvalidInput for a bad image."""
+
+    def classify_prepared(self, photos: Sequence[PreparedPhoto]) -> list[Classification | Exception]:
+        """Classify several prepared photos together; each gets its Classification or its own error."""
 
 
 class AttributeEngine:
@@ -47,14 +70,19 @@ class AttributeEngine:
         max_pixels: int,
         segmenter: "Segmenter | None" = None,
         max_garments: int = DEFAULT_MAX_GARMENTS,
+        *,
+        batch_garments: int = DEFAULT_BATCH_GARMENTS,
+        batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS,
     ) -> None:
-        """max_garments: regions one request may name (KLOSET_MAX_GARMENTS_PER_REQUEST)."""
+        """max_garments: regions one request may name (KLOSET_MAX_GARMENTS_PER_REQUEST); batch_garments and
+        batch_wait_ms: how concurrent requests share a forward pass (KLOSET_BATCH_GARMENTS, KLOSET_BATCH_WAIT_MS)."""
         if max_garments < 1:
             raise ValueError(f"max_garments must be at least 1, got {max_garments}")
         self._model = model
         self._max_pixels = max_pixels
         self._segmenter = segmenter
         self._max_garments = max_garments
+        self._batcher = MicroBatcher(model.predict_inputs, batch_garments, batch_wait_ms / 1000)
 
     @property
     def max_garments(self) -> int:
@@ -68,7 +96,19 @@ class AttributeEngine:
     def segmenter_version(self) -> str:
         return self._segmenter.version if self._segmenter is not None else ""
 
+    @property
+    def batcher(self) -> MicroBatcher:
+        return self._batcher
+
     def classify(self, image: bytes, regions: Sequence[Region]) -> Classification:
+        [outcome] = self.classify_prepared([self.prepare(image, regions)])
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def prepare(self, image: bytes, regions: Sequence[Region]) -> PreparedPhoto:
+        from kloset.core.models.attributes import model_input
+
         # Refused before anything is decoded or cropped: the work and memory must not follow what a caller sends.
         # (The segmenter finds at most one garment per group, so its regions need no such check.)
         check_garment_count(len(regions), self._max_garments)
@@ -79,7 +119,17 @@ class AttributeEngine:
         if not fitted and self._segmenter is not None:
             fitted = self._segmenter.regions(pixels)  # a street photo: one garment per group found
         fitted = fitted or [Region()]
-        crops = [crop_garment(pixels, region, self._model.input_size) for region in fitted]
-        predictions = self._model.predict(crops, [region.group for region in fitted])
-        boxed = [p.with_box(r.bounding_box(width, height)) for p, r in zip(predictions, fitted, strict=True)]
-        return Classification(garments=boxed, model_version=self._model.version)
+        inputs = [model_input(crop_garment(pixels, r, self._model.input_size), r.group) for r in fitted]
+        return PreparedPhoto(image, regions, inputs, [r.bounding_box(width, height) for r in fitted])
+
+    def classify_prepared(self, photos: Sequence[PreparedPhoto]) -> list[Classification | Exception]:
+        outcomes = self._batcher.run_many([photo.inputs for photo in photos])
+        return [
+            outcome
+            if isinstance(outcome, BaseException)
+            else Classification(
+                garments=[p.with_box(box) for p, box in zip(outcome, photo.boxes, strict=True)],
+                model_version=self._model.version,
+            )
+            for photo, outcome in zip(photos, outcomes, strict=True)
+        ]

@@ -34,6 +34,7 @@ HEADS_FILE = "heads.weights.h5"
 # How predictions are made from the weights; part of the version stored with every garment, because changing
 # it changes the embeddings as much as new weights would.
 INFERENCE = "mirror-avg"
+VIEWS_PER_GARMENT = 2  # backbone images per garment under INFERENCE: the crop and its mirror image
 DEFAULT_BATCH_SIZE = 16
 
 
@@ -191,27 +192,46 @@ class AttributeModel:
 
     def predict(self, crops: Sequence[GarmentCrop], groups: Sequence[Group | None]) -> list[GarmentPrediction]:
         """Classify and embed crops, at most batch_size per forward pass; a known group restricts the category."""
+        return self.predict_inputs([model_input(c, g) for c, g in zip(crops, groups, strict=True)])
+
+    def predict_inputs(self, inputs: Sequence["ModelInput"]) -> list[GarmentPrediction]:
+        """predict() for crops whose color statistics are already computed (on the caller's thread)."""
         predictions: list[GarmentPrediction] = []
-        for start in range(0, len(crops), self.batch_size):
-            end = start + self.batch_size
-            predictions.extend(self._predict_batch(crops[start:end], groups[start:end]))
+        for start in range(0, len(inputs), self.batch_size):
+            predictions.extend(self._predict_batch(inputs[start : start + self.batch_size]))
         return predictions
 
-    def _predict_batch(self, crops: Sequence[GarmentCrop], groups: Sequence[Group | None]) -> list[GarmentPrediction]:
+    def _predict_batch(self, inputs: Sequence["ModelInput"]) -> list[GarmentPrediction]:
         # Each crop and its mirror image (the training augmentation) in one pass; their answers are averaged.
-        pixels = np.stack([c.pixels for c in crops])
+        # Category, color and embedding all come from this one backbone pass per view.
+        pixels = np.stack([i.pixels for i in inputs])
         images = preprocess(np.concatenate([pixels, pixels[:, :, ::-1]]))
-        stats = np.stack([color_features(c.garment_pixels) for c in crops])
+        stats = np.stack([i.color_stats for i in inputs])
         with self._lock:
             out = self._network([images, np.concatenate([stats, stats])], training=False)
-        n = len(crops)
+        n = len(inputs)
         category_p = _mean_of_views(out["category"], n)
         color_p = _mean_of_views(out["color"], n)
         embedding = _mean_of_views(out["embedding"], n)
         embedding /= np.maximum(np.linalg.norm(embedding, axis=1, keepdims=True), 1e-12)
         return [
-            _prediction(category_p[i], color_p[i], embedding[i], color_vector(stats[i]), groups[i]) for i in range(n)
+            _prediction(category_p[i], color_p[i], embedding[i], color_vector(stats[i]), inputs[i].group)
+            for i in range(n)
         ]
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """One garment as the network reads it: its letterboxed crop and color statistics, and its group if known."""
+
+    pixels: np.ndarray  # (input_size, input_size, 3) uint8
+    color_stats: np.ndarray  # (COLOR_FEATURES_DIM,) float32
+    group: Group | None
+
+
+def model_input(crop: GarmentCrop, group: Group | None) -> ModelInput:
+    """The CPU work before a forward pass (color statistics), so it can run off the model's thread."""
+    return ModelInput(crop.pixels, color_features(crop.garment_pixels), group)
 
 
 def _mean_of_views(values, n: int) -> np.ndarray:
