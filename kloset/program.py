@@ -5,10 +5,12 @@ its engine directly; otherwise they call the attribute service at KLOSET_ATTRIBU
 """
 
 import logging
+import os
 import signal
 import socket
 import threading
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from kloset.core.classifier import AttributeClassifier, AttributeEngine
@@ -25,6 +27,7 @@ from kloset.core.ingest.catalog import CatalogIngest
 from kloset.core.ingest.embedded_redis import EmbeddedRedis
 from kloset.core.ingest.queue import IngestQueue, connect
 from kloset.core.models.attributes import AttributeModel
+from kloset.core.models.runtime import configure_threads
 from kloset.core.models.segmenter import Segmenter
 from kloset.services.attribute.client import RemoteAttributeClassifier
 from kloset.services.attribute.servicer import SERVICE_NAME as ATTRIBUTE_SERVICE
@@ -84,10 +87,15 @@ class Program:
     def _classifier(self) -> AttributeClassifier:
         s = self.settings
         if Role.ATTRIBUTE in self.roles:
+            intra, inter = configure_threads(s.tf_intra_op_threads, s.tf_inter_op_threads)  # before any op runs
             model = AttributeModel.load(s.model_dir, s.backbone_weights, s.inference_batch_size)
             segmenter = Segmenter.load(s.segmenter_dir, s.backbone_weights)
-            log.info("attribute model %s, segmenter %s", model.version, segmenter.version)
-            return AttributeEngine(model, s.max_image_pixels, segmenter, max_garments=s.max_garments_per_request)
+            log.info("attribute model %s, segmenter %s, TensorFlow threads %d/%d", model.version, segmenter.version,
+                     intra, inter)  # fmt: skip
+            return AttributeEngine(
+                model, s.max_image_pixels, segmenter, max_garments=s.max_garments_per_request,
+                batch_garments=s.batch_garments, batch_wait_ms=s.batch_wait_ms,
+            )  # fmt: skip
         remote = RemoteAttributeClassifier(s.attribute_addr, max_message_bytes=s.max_message_bytes)
         self._closers.append(remote.close)
         return remote
@@ -139,10 +147,16 @@ class Program:
         self.servers.append(server)
 
     def _start_workers(self, queue: IngestQueue, indexer: GarmentIndexer) -> None:
+        s = self.settings
         host = socket.gethostname()
-        for i in range(self.settings.workers):
+        pool = ThreadPoolExecutor(s.prepare_threads or os.cpu_count() or 1, thread_name_prefix="prepare")
+        self._closers.append(pool.shutdown)  # after the workers have stopped
+        for i in range(s.workers):
             # A stable consumer name lets a restarted worker pick up its own unacknowledged jobs first.
-            worker = IngestWorker(queue, indexer, f"{host}-{i}", self.stopping, self.settings.retry_backoff_s)
+            worker = IngestWorker(
+                queue, indexer, f"{host}-{i}", self.stopping, s.retry_backoff_s,
+                batch_garments=s.batch_garments, batch_wait_ms=s.batch_wait_ms, prepare_pool=pool,
+            )  # fmt: skip
             self._start_thread(worker.run, f"worker-{i}")
 
     def _start_thread(self, target, name: str) -> None:

@@ -101,6 +101,14 @@ class Settings(BaseSettings):
     max_garments_per_request: int = Field(default=16, ge=1, le=256)  # garment regions one request may name
     inference_batch_size: int = Field(default=16, ge=1, le=256)  # crops per forward pass: bounds peak memory
 
+    # Throughput (kloset bench model / ingest: docs/benchmarks.md). Defaults chosen by `kloset bench ingest` on
+    # ../shared/data/ccp with 2 cores; 0 for a thread count means chosen for the machine (os.cpu_count()).
+    batch_garments: int = Field(default=16, ge=1, le=256)  # garments that share a forward pass (jobs and requests)
+    batch_wait_ms: float = Field(default=5.0, ge=0, le=1000)  # how long a batch waits to fill; none when idle
+    prepare_threads: int = Field(default=0, ge=0, le=64)  # decode, crop, color statistics beside the model
+    tf_intra_op_threads: int = Field(default=0, ge=0, le=256)  # TensorFlow threads within one op; 0: every core
+    tf_inter_op_threads: int = Field(default=0, ge=0, le=256)  # ops run side by side; 0: two
+
     @field_validator("redis_appendfsync")
     @classmethod
     def _check_fsync(cls, value: str) -> str:

@@ -30,13 +30,15 @@ class OutageStore:
         self._store = store
         self._outage_s = outage_s
         self.until: float | None = None
-        self.refused = 0
+        self.refused = 0  # write calls refused (a worker writes a whole batch of jobs in one)
+        self.refused_photos: Counter[str] = Counter()  # per photo: how many of its writes were refused
 
     def upsert(self, garments):
         if self.until is None:
             self.until = time.monotonic() + self._outage_s
         if time.monotonic() < self.until:
             self.refused += 1
+            self.refused_photos.update({g.photo_id for g in garments})
             raise Unavailable("Qdrant did not answer: simulated outage")
         self._store.upsert(garments)
 
@@ -124,5 +126,6 @@ def test_jobs_land_in_the_dead_letters_when_the_store_stays_down(setup):
            dead_lettered=stats.dead_lettered)  # fmt: skip
     assert all("gave up after 3 attempts" in j.error and "simulated outage" in j.error for j in jobs)
     assert (stats.queued, stats.pending, stats.dead_lettered) == (0, 0, len(job_ids))
-    assert real.count() == 0 and store.refused == 3 * len(job_ids)
+    assert real.count() == 0 and 1 <= store.refused <= 3 * len(job_ids)
+    assert sorted(store.refused_photos.values()) == [3] * len(job_ids)  # every job: one refused write per attempt
     real.close()

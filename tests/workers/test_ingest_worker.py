@@ -37,8 +37,9 @@ class FlakyStore:
 @pytest.fixture
 def parts(queue, tmp_path, tiny_model_dir):
     blobs = BlobStore(tmp_path / "blobs")
-    store = QdrantGarmentStore.open(url=None, api_key=None, path=str(tmp_path / "q"), collection="g", dim=EMBEDDING_DIM,
-                                       color_dim=COLOR_VECTOR_DIM)
+    store = QdrantGarmentStore.open(
+        url=None, api_key=None, path=str(tmp_path / "q"), collection="g", dim=EMBEDDING_DIM, color_dim=COLOR_VECTOR_DIM
+    )
     engine = AttributeEngine(AttributeModel.load(tiny_model_dir), 1_000_000)
     catalog = CatalogIngest(queue, blobs, max_pixels=1_000_000, max_label_bytes=1_000_000)
     yield catalog, blobs, store, engine
@@ -143,3 +144,90 @@ def test_the_worker_keeps_going_when_redis_fails_mid_job(parts, queue, sample_ca
     [delivery] = queue.read("w1", block_ms=100)
     w.handle(delivery)
     assert queue.get_job(job.job_id).state is JobState.DONE and store.count() == 2
+
+
+class CountingStore(FlakyStore):
+    """A FlakyStore that also records every upsert it is asked for (one list of item ids per call)."""
+
+    def __init__(self, store, failures: int = 0) -> None:
+        super().__init__(store, failures)
+        self.calls: list[list[str]] = []
+
+    def upsert(self, garments):
+        self.calls.append([g.item_id for g in garments])
+        super().upsert(garments)
+
+
+def batch_worker(queue, engine, store, blobs, stop=None):
+    indexer = GarmentIndexer(engine, store, blobs, max_pixels=1_000_000, max_label_bytes=1_000_000)
+    return IngestWorker(queue, indexer, "w1", stop or threading.Event(), batch_garments=64, batch_wait_ms=50)
+
+
+def test_jobs_are_indexed_together_with_one_upsert(parts, queue, sample_catalog):
+    catalog, blobs, store, engine = parts
+    jobs = [submit_sample(catalog, sample_catalog, f"{i:04d}") for i in range(1, 6)]
+    counting = CountingStore(store)
+    w = batch_worker(queue, engine, counting, blobs)
+    passes = engine.batcher.passes
+    deliveries = w._collect()
+    assert len(deliveries) == 5
+    w.handle_batch(deliveries)
+    assert all(queue.get_job(j.job_id).state is JobState.DONE for j in jobs)
+    assert len(counting.calls) == 1 and store.count() == len(counting.calls[0])
+    assert engine.batcher.passes == passes + 1  # every garment of the batch in one forward pass
+    assert queue.stats().pending == 0
+
+
+def test_a_bad_job_fails_alone_and_the_rest_of_its_batch_is_done(parts, queue, sample_catalog):
+    catalog, blobs, store, engine = parts
+    jobs = [submit_sample(catalog, sample_catalog, f"{i:04d}") for i in range(1, 4)]
+    w = batch_worker(queue, engine, CountingStore(store), blobs)
+    deliveries = w._collect()
+    bad = deliveries[1].spec.image_digest
+    (blobs._root / bad[:2] / bad[2:]).unlink()  # lost blob
+    w.handle_batch(deliveries)
+    records = [queue.get_job(j.job_id) for j in jobs]
+    assert [r.state for r in records] == [JobState.DONE, JobState.FAILED, JobState.DONE]
+    assert "missing" in records[1].error
+    assert (queue.stats().pending, queue.stats().dead_lettered) == (0, 1)
+    assert {g.photo_id for batch in store.scan(256) for g in batch} == {"0001", "0003"}
+
+
+def test_a_store_outage_leaves_the_whole_batch_pending_until_a_retry_stores_it(
+    parts, queue, sample_catalog, monkeypatch
+):
+    catalog, blobs, store, engine = parts
+    monkeypatch.setattr(IngestWorker, "_back_off", lambda self: None)
+    jobs = [submit_sample(catalog, sample_catalog, f"{i:04d}") for i in range(1, 5)]
+    counting = CountingStore(store, failures=1)
+    w = batch_worker(queue, engine, counting, blobs)
+    w.handle_batch(w._collect())
+    assert all(queue.get_job(j.job_id).state is JobState.QUEUED for j in jobs)
+    assert queue.stats().pending == 4 and store.count() == 0
+    retry = w._collect()  # its own unacknowledged jobs come back first, all together
+    assert sorted(d.job_id for d in retry) == sorted(j.job_id for j in jobs)
+    w.handle_batch(retry)
+    assert all(queue.get_job(j.job_id).state is JobState.DONE for j in jobs)
+    assert queue.stats().pending == 0
+    assert len(counting.calls) == 2 and counting.calls[0] == counting.calls[1]  # same ids: idempotent
+    assert store.count() == len(counting.calls[1])
+
+
+def test_the_run_loop_batches_a_backlog(parts, queue, sample_catalog):
+    catalog, blobs, store, engine = parts
+    jobs = [submit_sample(catalog, sample_catalog, f"{i:04d}") for i in range(1, 9)]
+    counting = CountingStore(store)
+    stop = threading.Event()
+    w = batch_worker(queue, engine, counting, blobs, stop)
+    thread = threading.Thread(target=w.run)
+    thread.start()
+    try:
+        for _ in range(200):
+            if all(queue.get_job(j.job_id).state is JobState.DONE for j in jobs):
+                break
+            stop.wait(0.05)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert all(queue.get_job(j.job_id).state is JobState.DONE for j in jobs)
+    assert len(counting.calls) < len(jobs)

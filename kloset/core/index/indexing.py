@@ -1,12 +1,29 @@
-"""Indexing one queued photo: crop its garments, classify and embed them, upsert them into the store."""
+"""Indexing queued photos: crop their garments, classify and embed them, upsert them into the store.
 
-from kloset.core.classifier import AttributeClassifier
+A batch of jobs is prepared one job at a time (on any thread), then classified together and written with one
+upsert, so many photos share a forward pass and a store round trip.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from kloset.core.classifier import AttributeClassifier, Classification, PreparedPhoto
 from kloset.core.garments.images import image_size
+from kloset.core.garments.kfashion import KFashionLabel
 from kloset.core.garments.regions import Region
 from kloset.core.index.store import CatalogGarment, GarmentStore
 from kloset.core.ingest.blobs import BlobStore
 from kloset.core.ingest.catalog import garment_item_id, read_label
 from kloset.core.ingest.queue import JobSpec
+
+
+@dataclass(frozen=True)
+class PreparedJob:
+    """One job's photo read, its label parsed and its garments cut out: ready for the forward pass."""
+
+    spec: JobSpec
+    label: KFashionLabel | None
+    photo: PreparedPhoto
 
 
 class GarmentIndexer:
@@ -28,36 +45,63 @@ class GarmentIndexer:
         self._max_label_bytes = max_label_bytes
 
     def index(self, spec: JobSpec) -> list[str]:
-        """Index the photo's garments and return their item ids; the store holds them when this returns.
+        """Index one photo's garments and return their item ids; the store holds them when this returns."""
+        [outcome] = self.index_batch([self.prepare(spec)])
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
-        Labelled category and color come from the catalog's own annotation; the model fills in what is missing.
-        """
+    def prepare(self, spec: JobSpec) -> PreparedJob:
+        """Read the blobs, parse the label and cut the garments out; raises InvalidInput or NotFound for bad input."""
         image = self._blobs.get(spec.image_digest)
-        width, height = image_size(image, self._max_pixels)  # classify decodes the pixels, once
+        width, height = image_size(image, self._max_pixels)
         label = (
             read_label(self._blobs.get(spec.label_digest), self._max_label_bytes, width, height)
             if spec.label_digest
             else None
         )
         regions = [g.region for g in label.garments] if label else [Region()]
-        classification = self._classifier.classify(image, regions)
-        garments = []
-        for i, prediction in enumerate(classification.garments):
-            labelled = label.garments[i] if label else None
-            garments.append(
-                CatalogGarment(
-                    item_id=garment_item_id(spec.item_id, prediction.group.value),
-                    group=prediction.group,
-                    category=(labelled.category if labelled else None) or prediction.category,
-                    color=(labelled.color if labelled else None) or prediction.color,
-                    source=spec.filename,
-                    model_version=classification.model_version,
-                    embedding=prediction.embedding,
-                    color_vector=prediction.color_vector,
-                    photo_id=spec.item_id,
-                    image_digest=spec.image_digest,
-                    box=prediction.box,
-                )
+        return PreparedJob(spec, label, self._classifier.prepare(image, regions))
+
+    def index_batch(self, jobs: Sequence[PreparedJob]) -> list[list[str] | Exception]:
+        """Classify the jobs together and store all their garments with one upsert; per job its item ids or error.
+
+        A job whose classification failed is left out of the upsert; if the upsert raises, nothing is stored and
+        the error propagates (every job of the batch is to be retried).
+        """
+        outcomes: list[list[str] | Exception] = []
+        garments: list[CatalogGarment] = []
+        for job, classification in zip(jobs, self._classifier.classify_prepared([j.photo for j in jobs]), strict=True):
+            if isinstance(classification, BaseException):
+                outcomes.append(classification)
+                continue
+            catalogued = _catalog_garments(job, classification)
+            garments.extend(catalogued)
+            outcomes.append([g.item_id for g in catalogued])
+        if garments:
+            self._store.upsert(garments)
+        return outcomes
+
+
+def _catalog_garments(job: PreparedJob, classification: Classification) -> list[CatalogGarment]:
+    """Labelled category and color come from the catalog's own annotation; the model fills in what is missing."""
+    spec, label = job.spec, job.label
+    garments = []
+    for i, prediction in enumerate(classification.garments):
+        labelled = label.garments[i] if label else None
+        garments.append(
+            CatalogGarment(
+                item_id=garment_item_id(spec.item_id, prediction.group.value),
+                group=prediction.group,
+                category=(labelled.category if labelled else None) or prediction.category,
+                color=(labelled.color if labelled else None) or prediction.color,
+                source=spec.filename,
+                model_version=classification.model_version,
+                embedding=prediction.embedding,
+                color_vector=prediction.color_vector,
+                photo_id=spec.item_id,
+                image_digest=spec.image_digest,
+                box=prediction.box,
             )
-        self._store.upsert(garments)
-        return [g.item_id for g in garments]
+        )
+    return garments

@@ -244,6 +244,14 @@ class IngestQueue:
         except redis.RedisError as exc:
             raise Unavailable(f"Redis did not answer: {exc}") from None
 
+    def read_new(self, consumer: str, count: int, block_ms: int) -> list[Delivery]:
+        """Only jobs never delivered before: for topping up a batch without seeing its own jobs again."""
+        try:
+            fresh = self._redis.xreadgroup(self.group, consumer, {self.stream: ">"}, count=count, block=block_ms)
+            return self._deliveries(fresh)
+        except redis.RedisError as exc:
+            raise Unavailable(f"Redis did not answer: {exc}") from None
+
     def _deliveries(self, response) -> list[Delivery]:
         entries = [entry for _, stream_entries in response or [] for entry in stream_entries]
         if not entries:
