@@ -21,7 +21,7 @@ def _progress(quiet: bool):
 
 
 def run_bench(args, settings: Settings) -> int:
-    benchmarks = {"retrieval": _retrieval, "store": _store, "search": _search}
+    benchmarks = {"retrieval": _retrieval, "store": _store, "search": _search, "model": _model, "ingest": _ingest}
     if args.what not in benchmarks:
         raise CommandError(f"unknown benchmark {args.what}")
     return benchmarks[args.what](args, settings)
@@ -74,6 +74,36 @@ def _search(args, settings: Settings) -> int:
     save_search_plot(figures, args.docs / "benchmarks" / "search.png")
     update_section("search", search_table(figures), args.docs / "benchmarks.md")
     print(json.dumps(figures) if args.json else search_table(figures))
+    return 0
+
+
+def _model(args, settings: Settings) -> int:
+    from kloset.bench.document import update_section
+    from kloset.bench.model import measure_backbone, model_markdown, save_model_plot
+
+    try:
+        batches = tuple(int(part) for part in args.batches.split(",") if part.strip())
+    except ValueError:
+        raise CommandError(f"--batches must be comma-separated numbers, not {args.batches!r}") from None
+    if not batches or min(batches) < 1 or args.seconds <= 0:
+        raise CommandError("--batches must be positive numbers and --seconds positive")
+    figures = measure_backbone(settings, batches, args.seconds)
+    save_model_plot(figures, args.docs / "benchmarks" / "model.png")
+    update_section("model", model_markdown(figures), args.docs / "benchmarks.md")
+    print(json.dumps(figures) if args.json else model_markdown(figures))
+    return 0
+
+
+def _ingest(args, settings: Settings) -> int:
+    from kloset.bench.document import update_section
+    from kloset.bench.ingest import IngestBench, ingest_markdown, run_ingest_benchmark, save_ingest_plot
+
+    if not (args.data / "labels").is_dir():
+        raise CommandError(f"{args.data} is not a K-Fashion folder (no labels/)")
+    figures = run_ingest_benchmark(IngestBench(data=args.data, limit=args.limit), settings, _log(args))
+    save_ingest_plot(figures, args.docs / "benchmarks" / "ingest.png")
+    update_section("ingest", ingest_markdown(figures), args.docs / "benchmarks.md")
+    print(json.dumps(figures) if args.json else ingest_markdown(figures))
     return 0
 
 

@@ -114,10 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
     search_bench.add_argument("--limit", type=int, help="only the first N photos of --data")
     search_bench.add_argument("--item-requests", type=int, default=400, help="by item, per concurrency level")
     search_bench.add_argument("--photo-requests", type=int, default=32, help="by photo, per concurrency level")
-    for parser_ in (retrieval, store, search_bench):
+    model_bench = benches.add_parser("model", help="the backbone's images/s at batch 1/8/32: the ingest ceiling")
+    model_bench.add_argument("--batches", default="1,8,32", help="batch sizes, comma-separated (default 1,8,32)")
+    model_bench.add_argument("--seconds", type=float, default=5.0, help="seconds of passes per batch size")
+    ingest_bench = benches.add_parser("ingest", help="garments/s end to end on a temporary kloset serve")
+    ingest_bench.add_argument("--data", type=Path, required=True, help="a K-Fashion folder (images/ + labels/)")
+    ingest_bench.add_argument("--limit", type=int, help="only the first N photos of the folder")
+    for parser_ in (retrieval, store, search_bench, model_bench, ingest_bench):
         parser_.add_argument("--quiet", action="store_true", help="no progress on stderr")
         parser_.add_argument("--json", action="store_true")
-    for parser_ in (store, search_bench):
+    for parser_ in (store, search_bench, model_bench, ingest_bench):
         parser_.add_argument("--docs", type=Path, default=DOCS_DIR,
                              help="where benchmarks.md and its plots go (default: the repository's docs/)")  # fmt: skip
 

@@ -11,17 +11,16 @@ from kloset.core.garments.regions import Region, make_box
 from kloset.core.models.attributes import AttributeModel
 
 
-class RecordingNetwork:
-    """Stands in for the model's network: passes every call on and records how many images and stats it got."""
+class RecordingForward:
+    """Stands in for the model's compiled forward pass: passes every call on, records how many images and stats."""
 
-    def __init__(self, network) -> None:
-        self._network = network
+    def __init__(self, forward) -> None:
+        self._forward = forward
         self.calls: list[tuple[int, int]] = []
 
-    def __call__(self, inputs, **kwargs):
-        images, stats = inputs
+    def __call__(self, images, stats):
         self.calls.append((len(images), len(stats)))
-        return self._network(inputs, **kwargs)
+        return self._forward(images, stats)
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +52,8 @@ def test_the_limit_must_allow_one_garment(loaded):
 
 
 def test_the_model_is_never_handed_more_than_its_batch_size(loaded, monkeypatch):
-    network = RecordingNetwork(loaded._network)
-    monkeypatch.setattr(loaded, "_network", network)
+    network = RecordingForward(loaded._forward)
+    monkeypatch.setattr(loaded, "_forward", network)
     engine = AttributeEngine(loaded, max_pixels=1_000_000, max_garments=16)
     regions = boxes(7)
     batched = engine.classify(photo(), regions).garments
@@ -63,7 +62,7 @@ def test_the_model_is_never_handed_more_than_its_batch_size(loaded, monkeypatch)
     assert [images // 2 for images, _ in network.calls] == [3, 3, 1]
     assert all(images == stats for images, stats in network.calls)
 
-    one_at_a_time = AttributeModel(loaded.info, network, batch_size=1)
+    one_at_a_time = AttributeModel(loaded.info, loaded._network, batch_size=1)
     pixels = decode_image(photo(), 1_000_000)
     for region, garment in zip(regions, batched, strict=True):
         [alone] = one_at_a_time.predict([crop_garment(pixels, region, loaded.input_size)], [None])

@@ -170,6 +170,7 @@ class AttributeModel:
         self._network = network
         self.batch_size = batch_size  # garments per forward pass: bounds peak memory whatever a caller sends
         self._lock = threading.Lock()
+        self._forward = compiled_forward(network)
 
     @property
     def version(self) -> str:
@@ -208,7 +209,7 @@ class AttributeModel:
         images = preprocess(np.concatenate([pixels, pixels[:, :, ::-1]]))
         stats = np.stack([i.color_stats for i in inputs])
         with self._lock:
-            out = self._network([images, np.concatenate([stats, stats])], training=False)
+            out = self._forward(images, np.concatenate([stats, stats]))
         n = len(inputs)
         category_p = _mean_of_views(out["category"], n)
         color_p = _mean_of_views(out["color"], n)
@@ -232,6 +233,22 @@ class ModelInput:
 def model_input(crop: GarmentCrop, group: Group | None) -> ModelInput:
     """The CPU work before a forward pass (color statistics), so it can run off the model's thread."""
     return ModelInput(crop.pixels, color_features(crop.garment_pixels), group)
+
+
+def compiled_forward(network: keras.Model):
+    """The network as one TensorFlow graph for any batch size: traced once, then run without Python per layer.
+
+    Measured at 224 px on 2 cores (`kloset bench model`): eager Keras calls ran the backbone at 7 images/s at
+    batch 1 and 69 at batch 32; the graph at 78 and 146.
+    """
+    import tensorflow as tf
+
+    size = network.input_shape[0][1]
+    signature = [
+        tf.TensorSpec((None, size, size, 3), tf.float32),
+        tf.TensorSpec((None, COLOR_FEATURES_DIM), tf.float32),
+    ]
+    return tf.function(lambda images, stats: network([images, stats], training=False), input_signature=signature)
 
 
 def _mean_of_views(values, n: int) -> np.ndarray:
