@@ -137,6 +137,15 @@ def save_segmenter(out_dir: Path, decoder: keras.Model, height: int, width: int,
     return info
 
 
+def _compiled(encoder: keras.Model, decoder: keras.Model, height: int, width: int):
+    """Encoder and decoder as one TensorFlow graph (as attributes.compiled_forward): eager Keras calls took
+    157 ms for the photo and its mirror on 2 cores, the graph 43 ms."""
+    import tensorflow as tf
+
+    signature = [tf.TensorSpec((None, height, width, 3), tf.float32)]
+    return tf.function(lambda batch: decoder(encoder(batch, training=False), training=False), input_signature=signature)
+
+
 def largest_component(mask: np.ndarray, opening: int) -> np.ndarray:
     """The largest connected part of a mask after a morphological opening (drops specks and thin bridges)."""
     if opening > 0:
@@ -156,6 +165,7 @@ class Segmenter:
         self._encoder = encoder
         self._decoder = decoder
         self._lock = threading.Lock()
+        self._forward = _compiled(encoder, decoder, info.height, info.width)
 
     @property
     def version(self) -> str:
@@ -190,7 +200,7 @@ class Segmenter:
         # augmentation, so the model should agree with itself; where it does not, averaging hedges).
         batch = preprocess(np.stack([placed, placed[:, ::-1]]))
         with self._lock:
-            logits = np.asarray(self._decoder(self._encoder(batch, training=False), training=False))
+            logits = np.asarray(self._forward(batch))
         probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
         probs /= probs.sum(axis=-1, keepdims=True)
         probs = (probs[0] + probs[1][:, ::-1]) / 2
