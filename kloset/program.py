@@ -89,6 +89,7 @@ class Program:
         if Role.ATTRIBUTE in self.roles:
             intra, inter = configure_threads(s.tf_intra_op_threads, s.tf_inter_op_threads)  # before any op runs
             model = AttributeModel.load(s.model_dir, s.backbone_weights, s.inference_batch_size)
+            model.warm_up()  # before the role reports SERVING
             segmenter = Segmenter.load(s.segmenter_dir, s.backbone_weights)
             log.info("attribute model %s, segmenter %s, TensorFlow threads %d/%d", model.version, segmenter.version,
                      intra, inter)  # fmt: skip

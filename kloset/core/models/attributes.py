@@ -191,6 +191,11 @@ class AttributeModel:
         backbone = build_backbone(info.input_size, default_weights_path(backbone_weights))
         return cls(info, build_attribute_network(backbone, heads), batch_size)
 
+    def warm_up(self) -> None:
+        """Trace the graph and size its buffers now, so the first request (or ingest batch) is not seconds slower."""
+        blank = np.full((self.input_size, self.input_size, 3), 127, dtype=np.uint8)
+        self.predict_inputs([ModelInput(blank, np.zeros(COLOR_FEATURES_DIM, dtype=np.float32), None)])
+
     def predict(self, crops: Sequence[GarmentCrop], groups: Sequence[Group | None]) -> list[GarmentPrediction]:
         """Classify and embed crops, at most batch_size per forward pass; a known group restricts the category."""
         return self.predict_inputs([model_input(c, g) for c, g in zip(crops, groups, strict=True)])
