@@ -10,5 +10,5 @@ class EdgeTuning:
     hnsw_m: int = 16
     hnsw_ef_construct: int = 100
     hnsw_ef: int = 128  # search-time beam; raised to the request's limit when that is larger
-    full_scan_points: int = 20_000  # a filter matching fewer points is scanned exactly, not walked by HNSW
+    full_scan_points: int = 10_000  # a filter matching fewer points is scanned exactly, not walked by HNSW
     search_threads: int = 0  # 0: Qdrant chooses from the CPU count
