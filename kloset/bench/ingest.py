@@ -159,10 +159,9 @@ def ingest_markdown(figures: dict) -> str:
 
 def save_ingest_plot(figures: dict, path: Path) -> Path:
     """Garments indexed over time, beside the line the ceiling would draw."""
-    import matplotlib
+    from kloset.bench.document import pyplot, save_figure
 
-    matplotlib.use("Agg")  # files only, never a window
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     times = [0.0] + [t for t, _ in figures["timeline"]]
     counts = [0] + [n for _, n in figures["timeline"]]
@@ -179,8 +178,4 @@ def save_ingest_plot(figures: dict, path: Path) -> Path:
     ax.set_title(f"kloset bench ingest: {figures['data']}, ratio to ceiling {figures['ratio_to_ceiling']:.2f}")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

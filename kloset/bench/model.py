@@ -91,10 +91,9 @@ def model_markdown(figures: dict) -> str:
 
 def save_model_plot(figures: dict, path: Path) -> Path:
     """Images/s by batch size, with the ceiling in garments/s written beside it."""
-    import matplotlib
+    from kloset.bench.document import pyplot, save_figure
 
-    matplotlib.use("Agg")  # files only, never a window
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     batches = list(figures["batches"])
     speeds = [figures["batches"][b]["images_per_s"] for b in batches]
@@ -109,8 +108,4 @@ def save_model_plot(figures: dict, path: Path) -> Path:
     ax.set_ylabel("images per second")
     ax.set_title(f"kloset bench model: EfficientNet-Lite0 at {figures['image_size']} px")
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

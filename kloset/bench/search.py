@@ -252,10 +252,9 @@ def search_table(figures: dict) -> str:
 
 
 def save_search_plot(figures: dict, path: Path) -> Path:
-    import matplotlib
+    from kloset.bench.document import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
     for kind, color in (("by_item", "tab:blue"), ("by_photo", "tab:orange")):
@@ -274,8 +273,4 @@ def save_search_plot(figures: dict, path: Path) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle("kloset bench search: one kloset serve, Qdrant Edge, over gRPC")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

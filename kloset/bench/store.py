@@ -221,10 +221,9 @@ def store_table(figures: dict) -> str:
 
 
 def save_store_plot(figures: dict, path: Path) -> Path:
-    import matplotlib
+    from kloset.bench.document import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
     styles = {"edge": "-o", "local": "--s", "server": ":^"}  # local mode: squares, measured only while small
@@ -250,8 +249,4 @@ def save_store_plot(figures: dict, path: Path) -> Path:
         ax.grid(alpha=0.3)
     left.legend(fontsize=7, ncol=2)
     fig.suptitle("kloset bench store: Qdrant Edge (solid, circles) vs qdrant-client local mode (dashed, squares)")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

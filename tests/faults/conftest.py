@@ -2,7 +2,6 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,16 +12,11 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from kloset.bench.stack import free_port
 from kloset.core.config import Role
 from kloset.v1 import ingest_pb2, ingest_pb2_grpc
 
 KLOSET = str(Path(sys.executable).parent / "kloset")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Serve:

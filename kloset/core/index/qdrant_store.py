@@ -54,15 +54,14 @@ class QdrantGarmentStore:
     def _existing_sizes(self) -> dict[str, int]:
         if not self._call(self._client.collection_exists, self._collection):
             raise ModelError(f"Qdrant holds no collection {self._collection!r}")
-        self._check_vectors(adopt=True)
-        vectors = self._call(self._client.get_collection, self._collection).config.params.vectors
-        return {name: params.size for name, params in vectors.items()}
+        return self._check_vectors(adopt=True)
 
     def vector_sizes(self) -> dict[str, int]:
         return dict(self._sizes)
 
-    def _check_vectors(self, adopt: bool = False) -> None:
-        """A collection built for other vectors cannot be searched with these: say so at start, touch nothing."""
+    def _check_vectors(self, adopt: bool = False) -> dict[str, int]:
+        """A collection built for other vectors cannot be searched with these: say so at start, touch nothing.
+        Returns the sizes it holds; adopt accepts them whatever this model makes (migrate-store)."""
         vectors = self._call(self._client.get_collection, self._collection).config.params.vectors
         if not isinstance(vectors, dict):
             raise ModelError(
@@ -71,13 +70,12 @@ class QdrantGarmentStore:
                 "and delete the old one when done; kloset leaves it untouched"
             )
         found = {name: params.size for name, params in vectors.items()}
-        if adopt:
-            return
-        if any(found.get(name) != size for name, size in self._sizes.items()):
+        if not adopt and any(found.get(name) != size for name, size in self._sizes.items()):
             raise ModelError(
                 f"Qdrant collection {self._collection!r} holds vectors {found} but this model makes {self._sizes}: "
                 "index into a new collection (KLOSET_COLLECTION) or delete the old one"
             )
+        return found
 
     def close(self) -> None:
         self._client.close()
