@@ -13,7 +13,7 @@ from kloset.bench.document import DOCS_DIR
 from kloset.cli.client import Clients, CommandError, rpc_message
 from kloset.core.config import Role, load_settings, parse_roles
 from kloset.core.errors import KlosetError
-from kloset.v1 import ingest_pb2, search_pb2
+from kloset.v1 import ingest_pb2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,8 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
     dlq.add_argument("--limit", type=int, default=100, help="how many to list")
     dlq.add_argument("--json", action="store_true")
 
-    stats = commands.add_parser("stats", help="indexed garments and queue depth")
+    stats = commands.add_parser("stats", help="indexed garments (per model version) and queue depth")
     stats.add_argument("--json", action="store_true")
+
+    reindex = commands.add_parser(
+        "reindex", help="re-embed every catalog garment with the current models, then switch the catalog over"
+    )
+    reindex.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    reindex.add_argument("--json", action="store_true")
+
+    config = commands.add_parser("config", help="print the effective configuration (secrets masked)")
+    config.add_argument("--json", action="store_true")
 
     health = commands.add_parser("health", help="exit 0 only when every role answers SERVING")
     health.add_argument("--role", default="all", help="check only these roles (comma-separated)")
@@ -203,7 +212,17 @@ def _dispatch(args, settings) -> int:
     if args.command == "dlq":
         return _dlq(clients, args)
     if args.command == "stats":
-        return _stats(clients, args.json)
+        from kloset.cli.catalog import run_stats
+
+        return run_stats(clients, args)
+    if args.command == "reindex":
+        from kloset.cli.catalog import run_reindex
+
+        return run_reindex(clients, args)
+    if args.command == "config":
+        from kloset.cli.config import run_config
+
+        return run_config(settings, args)
     if args.command == "health":
         return _health(clients, args.role)
     if args.command == "sample":
@@ -257,14 +276,6 @@ def _serve(args, settings) -> int:
     program.start()
     print("kloset serving " + ", ".join(f"{s.name} on :{s.port}" for s in program.servers), flush=True)
     program.wait()
-    return 0
-
-
-def _stats(clients: Clients, as_json: bool) -> int:
-    indexed = clients.search().GetIndexStats(search_pb2.GetIndexStatsRequest(), timeout=30).indexed
-    queue = clients.ingest().GetQueueStats(ingest_pb2.GetQueueStatsRequest(), timeout=30)
-    stats = {"indexed": indexed, "queued": queue.queued, "pending": queue.pending, "dead_lettered": queue.dead_lettered}
-    print(json.dumps(stats) if as_json else "  ".join(f"{k} {v}" for k, v in stats.items()))
     return 0
 
 

@@ -6,7 +6,7 @@ README.md documents each variable; the names below are the variables without the
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kloset.core.index.edge_tuning import EdgeTuning
@@ -15,6 +15,19 @@ from kloset.core.index.store import StoreBackend
 
 # models/ sits beside the package in the source tree and in the container image.
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"  # one JSON object per line, with the request id
+
+
+class WriteConsistency(StrEnum):
+    """How many replicas of a shard must apply a write before Qdrant acknowledges it (README: Deployment)."""
+
+    ONE = "1"
+    MAJORITY = "majority"
+    ALL = "all"
 
 
 class Role(StrEnum):
@@ -41,14 +54,35 @@ class Settings(BaseSettings):
     search_addr: str = "localhost:50052"
     ingest_addr: str = "localhost:50053"
     worker_addr: str = "localhost:50054"
-    max_message_bytes: int = 32 * 1024 * 1024
-    grpc_threads: int = 8
-    shutdown_grace_s: float = 5.0
+    max_message_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    grpc_threads: int = Field(default=8, ge=1, le=1024)
+    max_concurrent_rpcs: int = Field(default=64, ge=1)  # per server; more at once: RESOURCE_EXHAUSTED
+    shutdown_grace_s: float = Field(default=5.0, ge=0)
+    # How long a role waits for another when its caller set no deadline (a caller's deadline always wins)
+    call_timeout_s: float = Field(default=60.0, gt=0)
+
+    # Security: API keys on every kloset service (health and reflection stay open), TLS on every server
+    api_keys: SecretStr | None = None  # comma-separated keys the servers accept
+    api_keys_file: Path | None = None  # one key per line (blank lines and # comments ignored)
+    api_key: SecretStr | None = None  # the key clients (the CLI, one role calling another) send
+    tls_cert: Path | None = None  # PEM certificate chain the servers present
+    tls_key: Path | None = None  # its PEM private key
+    tls_ca: Path | None = None  # PEM roots clients trust (else the system store when TLS is on)
+    tls: bool = False  # clients use TLS without a private CA (the system store); implied by tls_ca or tls_cert
+
+    # Operations
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)  # HTTP /metrics (Prometheus); unset: off
+    log_format: LogFormat = LogFormat.TEXT
+    log_level: str = "INFO"
 
     # Vector store: a Qdrant server when qdrant_url is set, else Qdrant Edge in this process under data_dir/edge.
     store: StoreBackend = StoreBackend.AUTO
     qdrant_url: str | None = None
-    qdrant_api_key: str | None = None
+    qdrant_api_key: SecretStr | None = None
+    # A new collection on a Qdrant cluster: shards, copies of each, replicas that must apply a write
+    qdrant_shards: int = Field(default=1, ge=1, le=1000)
+    qdrant_replication: int = Field(default=1, ge=1, le=100)
+    qdrant_write_consistency: WriteConsistency = WriteConsistency.ONE
     qdrant_path: Path | None = None  # Qdrant local mode (KLOSET_STORE=local, and the folder migrate-store reads)
     edge_path: Path | None = None
     collection: str = "garments"
@@ -63,7 +97,8 @@ class Settings(BaseSettings):
     optimize_min_points: int = Field(default=2_000, ge=1)  # unindexed garments worth an optimize
 
     # Queue: a Redis server when redis_url is set, else a redis-server that kloset starts under data_dir/redis.
-    redis_url: str | None = None
+    redis_url: str | None = None  # may hold a password (redis://:PASSWORD@host, masked by `kloset config`); rediss://
+    redis_password: SecretStr | None = None
     redis_server_bin: str | None = None
     redis_appendfsync: str = "everysec"
     stream: str = "kloset:ingest"
@@ -86,6 +121,9 @@ class Settings(BaseSettings):
     top_k: int = Field(default=10, ge=1, le=1000)
     max_image_pixels: int = Field(default=40_000_000, ge=1)
     max_label_bytes: int = Field(default=4 * 1024 * 1024, ge=1)
+    max_polygons_per_garment: int = Field(default=64, ge=1, le=10_000)
+    max_points_per_polygon: int = Field(default=10_000, ge=3, le=1_000_000)
+    max_top_k: int = Field(default=1000, ge=1, le=10_000)
 
     # Search ranking (docs/search.md: each default chosen by `kloset bench retrieval` on ../shared/data/ccp)
     filter_policy: FilterPolicy = FilterPolicy.SOFT  # for requests that name none
@@ -115,6 +153,19 @@ class Settings(BaseSettings):
         if value not in ("always", "everysec", "no"):
             raise ValueError("must be always, everysec or no")
         return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_level(cls, value: str) -> str:
+        if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return value.upper()
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> "Settings":
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("KLOSET_TLS_CERT and KLOSET_TLS_KEY go together: set both or neither")
+        return self
 
     @model_validator(mode="after")
     def _check_store(self) -> "Settings":

@@ -21,7 +21,7 @@ def open_store(settings: Settings, dim: int = EMBEDDING_DIM, color_dim: int = CO
 
     return QdrantGarmentStore.open(
         url=settings.qdrant_url if backend is StoreBackend.SERVER else None,
-        api_key=settings.qdrant_api_key,
+        api_key=settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None,
         path=str(settings.qdrant_local_path),
         collection=settings.collection,
         dim=dim,
