@@ -7,11 +7,10 @@ import sys
 from pathlib import Path
 
 import grpc
-from pydantic import ValidationError
 
 from kloset.bench.document import DOCS_DIR
 from kloset.cli.client import Clients, CommandError, rpc_message
-from kloset.core.config import Role, load_settings, parse_roles
+from kloset.core.config import ConfigError, Role, load_settings, parse_roles
 from kloset.core.errors import KlosetError
 from kloset.v1 import ingest_pb2
 
@@ -174,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
-    except ValidationError as exc:
+    except ConfigError as exc:
         print(f"kloset: bad configuration: {exc}", file=sys.stderr)
         return 2
     try:

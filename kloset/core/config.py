@@ -6,7 +6,7 @@ README.md documents each variable; the names below are the variables without the
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kloset.core.index.edge_tuning import EdgeTuning
@@ -154,6 +154,13 @@ class Settings(BaseSettings):
             raise ValueError("must be always, everysec or no")
         return value
 
+    @field_validator("tls_cert", "tls_key", "tls_ca", "api_keys_file")
+    @classmethod
+    def _check_readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError("no such file")
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _check_level(cls, value: str) -> str:
@@ -240,9 +247,34 @@ class Settings(BaseSettings):
         }[role]
 
 
+ENV_PREFIX = "KLOSET_"
+
+
+class ConfigError(ValueError):
+    """A setting kloset cannot start with; the message names each variable and what is wrong with it."""
+
+
+def env_name(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Read the environment once; overrides come from command-line flags."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Read the environment once; overrides come from command-line flags. Raises ConfigError on a bad value."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise ConfigError("; ".join(_describe(error) for error in exc.errors())) from None
+
+
+def _describe(error) -> str:
+    """One problem as a user reads it: the variable, its value (never a secret's) and what is wrong."""
+    message = error["msg"].removeprefix("Value error, ")
+    if not error["loc"]:  # a check across several settings names its variables itself
+        return message
+    field = str(error["loc"][0])
+    secret = Settings.model_fields.get(field) is not None and "Secret" in str(Settings.model_fields[field].annotation)
+    value = "" if secret or error["type"] == "missing" else f"={error['input']!r}"
+    return f"{env_name(field)}{value}: {message}"
 
 
 def parse_roles(text: str) -> frozenset[Role]:

@@ -1,0 +1,75 @@
+"""`kloset config` and configuration errors, as a user meets them."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kloset.cli.config import MASK, masked_url
+from kloset.core.config import ConfigError, Settings, load_settings
+
+KLOSET = str(Path(sys.executable).parent / "kloset")
+
+
+def kloset(*args: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("KLOSET_")}
+    return subprocess.run([KLOSET, *args], env={**clean, **env}, capture_output=True, text=True, timeout=120)
+
+
+def test_config_prints_every_setting_with_secrets_masked(tmp_path):
+    keys = tmp_path / "keys"
+    keys.write_text("k1\n")
+    result = kloset(
+        "config", "--json", KLOSET_API_KEYS="key-one,key-two", KLOSET_API_KEY="key-one", KLOSET_QDRANT_API_KEY="qk",
+        KLOSET_REDIS_URL="rediss://default:hunter2@redis:6380/0", KLOSET_API_KEYS_FILE=str(keys), KLOSET_TOP_K="7",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    config = json.loads(result.stdout)
+    assert set(config) == {f"KLOSET_{name.upper()}" for name in Settings.model_fields}
+    assert config["KLOSET_API_KEYS"] == config["KLOSET_API_KEY"] == config["KLOSET_QDRANT_API_KEY"] == MASK
+    assert config["KLOSET_REDIS_URL"] == f"rediss://default:{MASK}@redis:6380/0"
+    assert config["KLOSET_TOP_K"] == 7 and config["KLOSET_API_KEYS_FILE"] == str(keys)
+    for secret in ("key-one", "key-two", "qk", "hunter2"):
+        assert secret not in result.stdout
+
+
+def test_config_table_marks_what_was_left_at_its_default():
+    result = kloset("config", KLOSET_TOP_K="7")
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()}
+    assert "(default)" not in lines["KLOSET_TOP_K"] and lines["KLOSET_TOP_K"].split()[1] == "7"
+    assert lines["KLOSET_SEARCH_PORT"].endswith("(default)")
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"KLOSET_MAX_CONCURRENT_RPCS": "0"}, "KLOSET_MAX_CONCURRENT_RPCS='0'"),
+        ({"KLOSET_LOG_FORMAT": "xml"}, "KLOSET_LOG_FORMAT='xml'"),
+        ({"KLOSET_SEARCH_PORT": "http"}, "KLOSET_SEARCH_PORT='http'"),
+        ({"KLOSET_TLS_CA": "/nowhere/ca.pem"}, "KLOSET_TLS_CA='/nowhere/ca.pem': no such file"),
+        ({"KLOSET_STORE": "server"}, "KLOSET_STORE=server needs KLOSET_QDRANT_URL"),
+    ],
+)
+def test_a_bad_value_fails_at_start_naming_the_variable(env, named):
+    for command in (["config"], ["serve", "--role", "search"]):
+        result = kloset(*command, **env)
+        assert result.returncode == 2
+        assert result.stderr.startswith("kloset: bad configuration: ") and named in result.stderr
+
+
+def test_a_bad_secret_is_reported_without_its_value(tmp_path):
+    cert = tmp_path / "cert.pem"
+    cert.write_text("x")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(api_keys=12345, tls_cert=cert)  # a number where a string is wanted; a cert with no key
+    assert "KLOSET_API_KEYS:" in str(caught.value) and "12345" not in str(caught.value)
+
+
+def test_masked_url_keeps_everything_but_the_password():
+    assert masked_url("redis://:pw@h:6379/0") == f"redis://:{MASK}@h:6379/0"
+    assert masked_url("https://qdrant:6333") == "https://qdrant:6333"
+    assert masked_url("redis://u:p@[::1]:1/2") == f"redis://u:{MASK}@[::1]:1/2"
