@@ -22,6 +22,7 @@ from kloset.core.index.edge_compaction import Compaction, ShardFolder
 from kloset.core.index.edge_tuning import EdgeTuning
 from kloset.core.index.store import (
     COLOR,
+    MAX_MODEL_VERSIONS,
     VISUAL,
     Candidate,
     CatalogGarment,
@@ -160,6 +161,13 @@ class EdgeGarmentStore:
     def count(self) -> int:
         with self._read() as shard:
             return int(shard.count(qe.CountRequest(exact=True)))
+
+    def model_versions(self) -> dict[str, int]:
+        # Qdrant's approximate facet reads the keyword index's value counts (exact: a scan, ~25 ms at 100k)
+        request = qe.FacetRequest("model_version", limit=MAX_MODEL_VERSIONS, exact=False)
+        with self._read() as shard:
+            hits = shard.facet(request).hits
+        return {str(hit.value): int(hit.count) for hit in hits}
 
     def unindexed(self) -> int:
         """Points not yet in an HNSW graph (searched exactly until the next optimize)."""

@@ -9,6 +9,7 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 from kloset.core.errors import ModelError, Unavailable
 from kloset.core.index.store import (
     COLOR,
+    MAX_MODEL_VERSIONS,
     VISUAL,
     Candidate,
     CatalogGarment,
@@ -175,6 +176,11 @@ class QdrantGarmentStore:
 
     def count(self) -> int:
         return int(self._call(self._client.count, self._collection, exact=True).count)
+
+    def model_versions(self) -> dict[str, int]:
+        # A server answers from its keyword index on model_version; local mode counts payloads in Python
+        response = self._call(self._client.facet, self._collection, "model_version", limit=MAX_MODEL_VERSIONS)
+        return {str(hit.value): int(hit.count) for hit in response.hits}
 
     def delete(self, item_ids: Sequence[str]) -> None:
         ids = [point_id(i) for i in item_ids]

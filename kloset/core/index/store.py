@@ -16,6 +16,8 @@ import numpy as np
 from kloset.core.garments.labels import Group
 from kloset.core.garments.regions import Box
 
+# Model versions a catalog can hold at once that model_versions() reports (a reindex brings them down to one).
+MAX_MODEL_VERSIONS = 1000
 # Fixed forever: changing it would orphan every point already indexed.
 ITEM_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://kloset.dev/item")
 VISUAL = "visual"
@@ -137,6 +139,9 @@ class GarmentStore(Protocol):
 
     def count(self) -> int:
         """How many garments are indexed."""
+
+    def model_versions(self) -> dict[str, int]:
+        """Garments per model_version, from the payload index (cheap enough for every metrics scrape)."""
 
     def delete(self, item_ids: Sequence[str]) -> None:
         """Remove garments; unknown ids are ignored."""

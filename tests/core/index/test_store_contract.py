@@ -1,6 +1,8 @@
 """The GarmentStore contract, run against every backend: Qdrant Edge (the embedded default) and qdrant-client
 local mode (the code path of a Qdrant server)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -124,3 +126,13 @@ def test_a_store_of_other_vector_sizes_is_refused_at_open(backend, tmp_path):
     open_backend(backend, tmp_path, dim=4).close()
     with pytest.raises(ModelError, match=r"holds vectors .*'visual': 4.* but this model makes"):
         open_backend(backend, tmp_path, dim=8)
+
+
+def test_model_versions_count_garments_per_version_through_overwrites_and_deletes(store):
+    assert store.model_versions() == {}
+    store.upsert([garment(f"p{i}/top") for i in range(5)])
+    store.upsert([dataclasses.replace(garment(f"p{i}/top"), model_version="m2") for i in range(2)])
+    store.delete(["p4/top"])
+    assert store.model_versions() == {"m1": 2, "m2": 2}
+    store.optimize()
+    assert store.model_versions() == {"m1": 2, "m2": 2}
