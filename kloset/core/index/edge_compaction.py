@@ -70,11 +70,12 @@ class ShardFolder:
             os.fsync(f.fileno())
         os.replace(tmp, self.root / _CURRENT)
 
-    def remove_stale(self) -> None:
-        """Delete every generation but the live one: old shards already swapped out, copies a crash left."""
+    def remove_stale(self, keep: Path | None = None) -> None:
+        """Delete every generation but the live one (and keep, a rebuild's): old shards already swapped out, copies
+        a crash left."""
         live = self.live()
         for path in self.root.glob(f"{_PREFIX}*"):
-            if path != live:
+            if path not in (live, keep):
                 shutil.rmtree(path, ignore_errors=True)
 
     def vector_sizes(self, shard: Path) -> dict[str, int]:

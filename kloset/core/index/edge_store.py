@@ -5,9 +5,13 @@ once (its write-ahead log makes them durable; new points land in a plain segment
 the HNSW index is another matter: `EdgeShard.optimize()` holds Python's GIL for its whole run (minutes at 100k
 points), which would freeze every request of the process. So `optimize()` here copies the live shard, optimizes
 the copy in a child process, replays the writes made meanwhile onto it, and swaps it in (edge_compaction.py).
+
+A reindex builds a new, empty generation beside the live one (EdgeRebuild): every live write is applied to both,
+the new shard is optimized the same way, and CURRENT is switched to it.
 """
 
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -53,6 +57,8 @@ class EdgeGarmentStore:
         self._reading: dict[int, int] = {}  # id(shard) -> calls in flight, so a swapped-out shard closes idle
         self._shard = self._open_live()
         self._compaction: Compaction | None = None
+        self._rebuild: EdgeRebuild | None = None
+        self._rebuild_wanted = False  # a rebuild waits for the compaction in progress to stop
         self.last_write = 0.0  # time.monotonic() of the last upsert or delete: the optimizer waits for quiet
 
     @classmethod
@@ -66,10 +72,7 @@ class EdgeGarmentStore:
         try:
             if live is None:
                 path = self._folder.new_generation()
-                shard = qe.EdgeShard.create(str(path), self._config)
-                for name in KEYWORD_FIELDS:
-                    shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
-                shard.flush()
+                shard = self._create_shard(path)
                 self._folder.make_live(path)
                 log.info("created Qdrant Edge shard %s", path)
                 return shard
@@ -79,6 +82,13 @@ class EdgeGarmentStore:
             raise Unavailable(f"cannot open the Qdrant Edge shard in {self._folder.root}: {exc}") from None
         finally:
             self._folder.remove_stale()
+
+    def _create_shard(self, path: Path) -> qe.EdgeShard:
+        shard = qe.EdgeShard.create(str(path), self._config)
+        for name in KEYWORD_FIELDS:
+            shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
+        shard.flush()
+        return shard
 
     def _check_vectors(self, live: Path) -> None:
         """A shard built for other vectors cannot be searched with these: say so at start, touch nothing."""
@@ -90,7 +100,9 @@ class EdgeGarmentStore:
             )
 
     def close(self) -> None:
-        """Flush everything to disk and release the folder (a compaction in progress is abandoned)."""
+        """Flush everything to disk and release the folder (a compaction or rebuild in progress is abandoned)."""
+        if self._rebuild is not None:
+            self._rebuild.abandon()
         with self._write_lock:
             if self._compaction is not None:
                 self._compaction.abandon()
@@ -141,11 +153,11 @@ class EdgeGarmentStore:
             records, _ = shard.scroll(request)
         return [garment_from_point(r) for r in records]
 
-    def scan(self, batch: int) -> Iterator[list[CatalogGarment]]:
-        """Every garment with its vectors, batch by batch (to copy a catalog elsewhere)."""
+    def scan(self, batch: int, *, vectors: bool = True) -> Iterator[list[CatalogGarment]]:
+        """Every garment (with its vectors unless vectors=False), batch by batch (to copy a catalog elsewhere)."""
         offset = None
         while True:
-            request = qe.ScrollRequest(offset=offset, limit=batch, with_payload=True, with_vector=True)
+            request = qe.ScrollRequest(offset=offset, limit=batch, with_payload=True, with_vector=vectors)
             with self._read() as shard:
                 records, offset = shard.scroll(request)
             if records:
@@ -179,20 +191,15 @@ class EdgeGarmentStore:
     # -- writes ------------------------------------------------------------------------------------------------
 
     def upsert(self, garments: Sequence[CatalogGarment]) -> None:
-        points = [
-            qe.Point(
-                point_id(g.item_id), {VISUAL: vector_list(g.embedding), COLOR: vector_list(g.color_vector)}, g.payload()
-            )
-            for g in garments
-        ]
-        if points:
-            self._write(qe.UpdateOperation.upsert_points(points))
+        if garments:
+            self._write(qe.UpdateOperation.upsert_points(_points(garments)), [point_id(g.item_id) for g in garments])
 
     def delete(self, item_ids: Sequence[str]) -> None:
         if item_ids:
-            self._write(qe.UpdateOperation.delete_points([point_id(i) for i in item_ids]))
+            ids = [point_id(i) for i in item_ids]
+            self._write(qe.UpdateOperation.delete_points(ids), ids)
 
-    def _write(self, operation: qe.UpdateOperation) -> None:
+    def _write(self, operation: qe.UpdateOperation, ids: Sequence[str]) -> None:
         with self._write_lock:
             try:
                 self._shard.update(operation)
@@ -200,6 +207,8 @@ class EdgeGarmentStore:
                 raise Unavailable(f"Qdrant Edge refused the write: {exc}") from None
             if self._compaction is not None:
                 self._compaction.record(operation)  # replayed onto the compacted copy before it goes live
+            if self._rebuild is not None:
+                self._rebuild.mirror(operation, ids)  # the new catalog a reindex builds gets every write too
             self.last_write = time.monotonic()
 
     # -- optimize ----------------------------------------------------------------------------------------------
@@ -211,23 +220,21 @@ class EdgeGarmentStore:
         the writes made meanwhile replayed onto it, and the copy made live; the old shard closes once idle.
         """
         with self._write_lock:
-            if self._compaction is not None:
-                return False
+            if self._compaction is not None or self._rebuild_wanted:
+                return False  # a rebuild optimizes its new shard itself
             self._shard.flush()
             self._compaction = Compaction.start(self._folder, self._folder.live())
         compaction = self._compaction
         try:
-            if not compaction.run(should_stop):
+            if not compaction.run(lambda: should_stop() or self._rebuild_wanted):
                 return False
             optimized = qe.EdgeShard.load(str(compaction.target), self._config)
             with self._write_lock:
                 compaction.replay(optimized)
                 optimized.flush()
-                old, self._shard = self._shard, optimized
-                self._folder.make_live(compaction.target)
+                old = self._make_live(optimized, compaction.target)
                 self._compaction = None
-            self._close_when_idle(old)
-            self._folder.remove_stale()
+            self._retire(old)
             log.info("Qdrant Edge shard optimized: %s live", compaction.target.name)
             return True
         finally:
@@ -236,11 +243,143 @@ class EdgeGarmentStore:
                     compaction.abandon()
                     self._compaction = None
 
-    def _close_when_idle(self, shard: qe.EdgeShard) -> None:
+    def _make_live(self, shard: qe.EdgeShard, path: Path) -> qe.EdgeShard:
+        """Swap shard in for searches and writes and point CURRENT at it; the caller holds the write lock."""
+        old, self._shard = self._shard, shard
+        self._folder.make_live(path)
+        return old
+
+    def _retire(self, old: qe.EdgeShard) -> None:
+        """Close a swapped-out shard once the searches still reading it are done, and delete its folder."""
         with self._readers:
-            self._readers.wait_for(lambda: self._reading.get(id(shard), 0) == 0)
-            self._reading.pop(id(shard), None)
-        shard.close()
+            self._readers.wait_for(lambda: self._reading.get(id(old), 0) == 0)
+            self._reading.pop(id(old), None)
+        old.close()
+        with self._write_lock:
+            self._folder.remove_stale(keep=self._rebuild.path if self._rebuild else None)
+
+    # -- rebuild (reindex) -------------------------------------------------------------------------------------
+
+    def start_rebuild(self) -> "EdgeRebuild":
+        """A new, empty generation beside the live shard; a compaction in progress is stopped first."""
+        with self._write_lock:
+            if self._rebuild_wanted:
+                raise Unavailable(f"a rebuild of the Qdrant Edge store in {self._folder.root} is already running")
+            self._rebuild_wanted = True
+        while True:  # the compaction's child is killed within a poll (0.2 s) of seeing _rebuild_wanted
+            with self._write_lock:
+                if self._compaction is None:
+                    path = self._folder.new_generation()
+                    try:
+                        self._rebuild = EdgeRebuild(self, path, self._create_shard(path))
+                    except (OSError, RuntimeError, ValueError) as exc:
+                        self._rebuild_wanted = False
+                        raise Unavailable(f"cannot create a Qdrant Edge shard in {path}: {exc}") from None
+                    return self._rebuild
+            time.sleep(0.05)
+
+    def _end_rebuild(self, rebuild: "EdgeRebuild") -> None:
+        """The caller holds the write lock."""
+        if self._rebuild is rebuild:
+            self._rebuild = None
+            self._rebuild_wanted = False
+
+
+class EdgeRebuild:
+    """A reindex's new generation of an EdgeGarmentStore: written by the reindex and by every live write (the live
+    write wins over the reindex's for the same garment), optimized out of process, then made live."""
+
+    def __init__(self, store: EdgeGarmentStore, path: Path, shard: qe.EdgeShard) -> None:
+        self.path = path
+        self._store = store
+        self._shard = shard
+        self._written: set[str] = set()  # point ids written live since the rebuild began
+        self._compaction: Compaction | None = None  # while the new shard is optimized
+        self._broken: str | None = None
+        self._ended = False
+
+    def mirror(self, operation: qe.UpdateOperation, ids: Sequence[str]) -> None:
+        """Apply a live write to the new shard too; the store's write lock is held."""
+        self._written.update(ids)
+        if self._compaction is not None:
+            self._compaction.record(operation)
+            return
+        try:
+            self._shard.update(operation)
+        except (RuntimeError, ValueError) as exc:  # the live write succeeded; this rebuild can no longer go live
+            self._broken = str(exc)
+
+    def upsert(self, garments: Sequence[CatalogGarment]) -> None:
+        with self._store._write_lock:
+            self._check()
+            fresh = [g for g in garments if point_id(g.item_id) not in self._written]
+            if fresh:
+                try:
+                    self._shard.update(qe.UpdateOperation.upsert_points(_points(fresh)))
+                except (RuntimeError, ValueError) as exc:
+                    raise Unavailable(f"Qdrant Edge refused the write to the new shard: {exc}") from None
+
+    def count(self) -> int:
+        with self._store._write_lock:
+            self._check()
+            return int(self._shard.count(qe.CountRequest(exact=True)))
+
+    def missed(self, batch: int) -> Iterator[list[CatalogGarment]]:
+        return iter(())  # every live write reached the new shard too
+
+    def go_live(self, should_stop: Callable[[], bool] = lambda: False) -> bool:
+        """Optimize the new shard in a child process (live writes recorded, then replayed), then make it live."""
+        store = self._store
+        with store._write_lock:
+            self._check()
+            self._shard.flush()
+            self._shard.close()
+            self._compaction = Compaction(self.path)
+        if not self._compaction.run(should_stop):
+            return False
+        try:
+            shard = qe.EdgeShard.load(str(self.path), store._config)
+        except (RuntimeError, ValueError) as exc:
+            raise Unavailable(f"cannot open the rebuilt Qdrant Edge shard {self.path}: {exc}") from None
+        with store._write_lock:
+            self._compaction.replay(shard)
+            shard.flush()
+            old = store._make_live(shard, self.path)
+            self._ended = True
+            store._end_rebuild(self)
+        store._retire(old)
+        log.info("Qdrant Edge store rebuilt: %s live", self.path.name)
+        return True
+
+    def retire(self) -> None:
+        """go_live already retired the former shard."""
+
+    def abandon(self) -> None:
+        with self._store._write_lock:
+            if self._ended:
+                return
+            self._ended = True
+            if self._compaction is not None:
+                self._compaction.abandon()  # kills the child, removes the folder
+            else:
+                self._shard.close()
+                shutil.rmtree(self.path, ignore_errors=True)
+            self._store._end_rebuild(self)
+
+    def _check(self) -> None:
+        if self._ended:
+            raise Unavailable(f"the rebuild in {self.path} was abandoned")
+        if self._broken is not None:
+            raise Unavailable(f"the new shard {self.path} refused a write ({self._broken}); reindex again")
+
+
+def _points(garments: Sequence[CatalogGarment]) -> list[qe.Point]:
+    return [
+        qe.Point(
+            point_id(g.item_id), {VISUAL: vector_list(g.embedding), COLOR: vector_list(g.color_vector)}, g.payload()
+        )
+        for g in garments
+    ]
 
 
 def _config(dim: int, color_dim: int, tuning: EdgeTuning) -> qe.EdgeConfig:

@@ -11,7 +11,7 @@ from kloset.core.classifier import AttributeClassifier, Classification, Prepared
 from kloset.core.garments.images import image_size
 from kloset.core.garments.kfashion import KFashionLabel
 from kloset.core.garments.regions import Region
-from kloset.core.index.store import CatalogGarment, GarmentStore
+from kloset.core.index.store import CatalogGarment, GarmentSink
 from kloset.core.ingest.blobs import BlobStore
 from kloset.core.ingest.catalog import garment_item_id, read_label
 from kloset.core.ingest.queue import JobSpec
@@ -32,7 +32,7 @@ class GarmentIndexer:
     def __init__(
         self,
         classifier: AttributeClassifier,
-        store: GarmentStore,
+        store: GarmentSink,
         blobs: BlobStore,
         *,
         max_pixels: int,
@@ -51,14 +51,17 @@ class GarmentIndexer:
             raise outcome
         return outcome
 
-    def prepare(self, spec: JobSpec) -> PreparedJob:
-        """Read the blobs, parse the label and cut the garments out; raises InvalidInput or NotFound for bad input."""
+    def prepare(self, spec: JobSpec, known: KFashionLabel | None = None) -> PreparedJob:
+        """Read the blobs, parse the label and cut the garments out; raises InvalidInput or NotFound for bad input.
+
+        known: the garments' regions and labels when the catalog kept no label blob (a reindex of an older catalog).
+        """
         image = self._blobs.get(spec.image_digest)
         width, height = image_size(image, self._max_pixels)
         label = (
             read_label(self._blobs.get(spec.label_digest), self._max_label_bytes, width, height)
             if spec.label_digest
-            else None
+            else known
         )
         regions = [g.region for g in label.garments] if label else [Region()]
         return PreparedJob(spec, label, self._classifier.prepare(image, regions))
@@ -102,6 +105,7 @@ def _catalog_garments(job: PreparedJob, classification: Classification) -> list[
                 photo_id=spec.item_id,
                 image_digest=spec.image_digest,
                 box=prediction.box,
+                label_digest=spec.label_digest,
             )
         )
     return garments

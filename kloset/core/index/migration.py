@@ -18,8 +18,16 @@ log = logging.getLogger(__name__)
 _BATCH = 256
 
 
-def _legacy_collection(settings: Settings) -> Path:
-    return settings.qdrant_local_path / "collection" / settings.collection
+def _holds_catalog(settings: Settings) -> bool:
+    """The local-mode folder holds the catalog: a collection of its name, or (kloset since aliases) an alias."""
+    root = settings.qdrant_local_path
+    if (root / "collection" / settings.collection).is_dir():
+        return True
+    try:  # qdrant-client local mode keeps its aliases in meta.json
+        aliases = json.loads((root / "meta.json").read_text(encoding="utf-8")).get("aliases", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+    return isinstance(aliases, dict) and settings.collection in aliases
 
 
 def _marker(settings: Settings) -> Path:
@@ -28,7 +36,7 @@ def _marker(settings: Settings) -> Path:
 
 def needs_migration(settings: Settings) -> bool:
     """A local-mode folder holds this collection and it has not been copied into the Edge store yet."""
-    return _legacy_collection(settings).is_dir() and not _marker(settings).exists()
+    return _holds_catalog(settings) and not _marker(settings).exists()
 
 
 def refuse_unmigrated(settings: Settings) -> None:
@@ -54,7 +62,7 @@ def migrate_store(settings: Settings, progress: Callable[[int, int], None] = lam
     from kloset.core.index.edge_store import EdgeGarmentStore
     from kloset.core.index.qdrant_store import QdrantGarmentStore
 
-    if not _legacy_collection(settings).is_dir():
+    if not _holds_catalog(settings):
         where = settings.qdrant_local_path
         raise ModelError(f"nothing to migrate: {where} holds no collection {settings.collection!r}")
     source = QdrantGarmentStore.open(url=None, api_key=None, path=str(settings.qdrant_local_path),

@@ -1,7 +1,16 @@
-"""GarmentStore on qdrant-client: a Qdrant server, or local mode in a folder (one process per folder)."""
+"""GarmentStore on qdrant-client: a Qdrant server, or local mode in a folder (one process per folder).
 
+The catalog is an alias (KLOSET_COLLECTION, e.g. `garments`) naming a collection (`garments-000001`), so a reindex
+can build the next collection beside it and switch the alias in one atomic call while searches go on. Every point
+call goes through the alias; the server resolves it per request. A plain collection of that name (kloset before
+aliases) keeps working as it is and is replaced by an alias at the first reindex.
+"""
+
+import logging
+import ssl
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
@@ -19,18 +28,31 @@ from kloset.core.index.store import (
     vector_list,
 )
 
+log = logging.getLogger(__name__)
+
 _KEYWORD_FIELDS = ("item_id", "photo_id", "group", "category", "color", "model_version")
+
+
+@dataclass(frozen=True)
+class CollectionLayout:
+    """How a new collection spreads over a Qdrant cluster (local mode ignores it)."""
+
+    shards: int = 1
+    replication: int = 1
+    write_consistency: int = 1  # replicas of a shard that must apply a write before it is acknowledged
 
 
 class QdrantGarmentStore:
     """GarmentStore on qdrant-client: a Qdrant server, or local mode in a folder (one process per folder)."""
 
     def __init__(
-        self, client: QdrantClient, collection: str, dim: int | None, color_dim: int | None, *, local: bool
-    ) -> None:
-        """dim and color_dim None: open an existing collection with whatever vectors it holds (migrate-store)."""
+        self, client: QdrantClient, collection: str, dim: int | None, color_dim: int | None, *, local: bool,
+        layout: CollectionLayout = CollectionLayout(),
+    ) -> None:  # fmt: skip
+        """dim and color_dim None: open an existing catalog with whatever vectors it holds (migrate-store)."""
         self._client = client
-        self._collection = collection
+        self._collection = collection  # the alias (or a legacy plain collection) every point call names
+        self._layout = layout
         # Local mode is plain Python over shared dicts; a server handles its own concurrency.
         self._lock = threading.RLock() if local else None
         self._sizes = {VISUAL: dim, COLOR: color_dim}
@@ -40,22 +62,34 @@ class QdrantGarmentStore:
 
     @classmethod
     def open(cls, *, url: str | None, api_key: str | None, path: str, collection: str, dim: int | None,
-             color_dim: int | None):  # fmt: skip
-        """Connect to a server when url is given, else open (and lock) a local-mode folder."""
+             color_dim: int | None, layout: CollectionLayout = CollectionLayout(),
+             verify: ssl.SSLContext | None = None):  # fmt: skip
+        """Connect to a server when url is given (https when the URL says so, trusting verify's roots), else open
+        (and lock) a local-mode folder."""
         try:
-            client = QdrantClient(url=url, api_key=api_key) if url else QdrantClient(path=path)
+            if url:
+                client = QdrantClient(url=url, api_key=api_key, **({"verify": verify} if verify else {}))
+            else:
+                client = QdrantClient(path=path)
         except RuntimeError as exc:  # local mode: folder already opened by another process
             raise Unavailable(f"cannot open Qdrant local storage at {path}: {exc}") from None
         try:
-            return cls(client, collection, dim, color_dim, local=url is None)
+            return cls(client, collection, dim, color_dim, local=url is None, layout=layout)
         except Exception:
             client.close()  # local mode holds the folder's lock until closed
             raise
 
     def _existing_sizes(self) -> dict[str, int]:
-        if not self._call(self._client.collection_exists, self._collection):
+        if self._target() is None:
             raise ModelError(f"Qdrant holds no collection {self._collection!r}")
         return self._check_vectors(adopt=True)
+
+    def _target(self) -> str | None:
+        """The collection the catalog's name stands for: its alias's, the legacy plain one, or None."""
+        aliases = {a.alias_name: a.collection_name for a in self._call(self._client.get_aliases).aliases}
+        if self._collection in aliases:
+            return aliases[self._collection]
+        return self._collection if self._call(self._client.collection_exists, self._collection) else None
 
     def vector_sizes(self) -> dict[str, int]:
         return dict(self._sizes)
@@ -63,7 +97,7 @@ class QdrantGarmentStore:
     def _check_vectors(self, adopt: bool = False) -> dict[str, int]:
         """A collection built for other vectors cannot be searched with these: say so at start, touch nothing.
         Returns the sizes it holds; adopt accepts them whatever this model makes (migrate-store)."""
-        vectors = self._call(self._client.get_collection, self._collection).config.params.vectors
+        vectors = self._call(self._client.get_collection, self._target()).config.params.vectors
         if not isinstance(vectors, dict):
             raise ModelError(
                 f"Qdrant collection {self._collection!r} was indexed by an older kloset (one unnamed vector, no "
@@ -98,28 +132,50 @@ class QdrantGarmentStore:
             raise Unavailable(f"Qdrant did not answer: {exc}") from None
 
     def _ensure_collection(self) -> None:
-        if not self._call(self._client.collection_exists, self._collection):
-            self._call(
-                self._client.create_collection,
-                self._collection,
-                vectors_config={
-                    name: models.VectorParams(size=size, distance=models.Distance.COSINE)
-                    for name, size in self._sizes.items()
-                },
+        if self._target() is None:
+            physical = self._create_collection()
+            change = models.CreateAliasOperation(
+                create_alias=models.CreateAlias(collection_name=physical, alias_name=self._collection)
             )
+            self._call(self._client.update_collection_aliases, change_aliases_operations=[change])
         else:
             self._check_vectors()
-        if self._lock is not None:
-            return  # local mode has no payload indexes: it scans every point anyway
-        for name in _KEYWORD_FIELDS:
-            self._call(
-                self._client.create_payload_index,
-                self._collection,
-                field_name=name,
-                field_schema=models.PayloadSchemaType.KEYWORD,
-            )
+
+    def _create_collection(self) -> str:
+        """A new collection for this catalog (garments-000001, -000002, ...) with its payload indexes."""
+        prefix = f"{self._collection}-"
+        numbers = [
+            int(c.name[len(prefix) :])
+            for c in self._call(self._client.get_collections).collections
+            if c.name.startswith(prefix) and c.name[len(prefix) :].isdigit()
+        ]
+        name = f"{prefix}{max(numbers, default=0) + 1:06d}"
+        self._call(
+            self._client.create_collection,
+            name,
+            vectors_config={
+                vector: models.VectorParams(size=size, distance=models.Distance.COSINE)
+                for vector, size in self._sizes.items()
+            },
+            shard_number=self._layout.shards,
+            replication_factor=self._layout.replication,
+            write_consistency_factor=self._layout.write_consistency,
+        )
+        if self._lock is None:  # a server's planner uses them; local mode scans every point anyway
+            for field in _KEYWORD_FIELDS:
+                self._call(self._client.create_payload_index, name, field_name=field,
+                           field_schema=models.PayloadSchemaType.KEYWORD, wait=True)  # fmt: skip
+        log.info("created Qdrant collection %s (%s)", name, self._layout)
+        return name
+
+    def start_rebuild(self) -> "QdrantRebuild":
+        """A new, empty collection beside the one the alias names."""
+        return QdrantRebuild(self, self._create_collection())
 
     def upsert(self, garments: Sequence[CatalogGarment]) -> None:
+        self._upsert_into(self._collection, garments)
+
+    def _upsert_into(self, collection: str, garments: Sequence[CatalogGarment]) -> None:
         points = [
             models.PointStruct(
                 id=point_id(g.item_id),
@@ -129,7 +185,7 @@ class QdrantGarmentStore:
             for g in garments
         ]
         if points:
-            self._call(self._client.upsert, self._collection, points=points, wait=True)
+            self._call(self._client.upsert, collection, points=points, wait=True)
 
     def candidates(self, vector, using: str, where: StoreFilter, limit: int, *, exact: bool = False) -> list[Candidate]:
         other = COLOR if using == VISUAL else VISUAL
@@ -157,25 +213,41 @@ class QdrantGarmentStore:
         )
         return [garment_from_point(p) for p in points]
 
-    def scan(self, batch: int) -> Iterator[list[CatalogGarment]]:
-        """Every garment with its vectors, batch by batch (to copy a catalog elsewhere)."""
+    def scan(self, batch: int, *, vectors: bool = True) -> Iterator[list[CatalogGarment]]:
+        """Every garment (with its vectors unless vectors=False), batch by batch (to copy a catalog elsewhere)."""
+        return self._scan(self._collection, batch, vectors)
+
+    def _scan(self, collection: str, batch: int, vectors: bool) -> Iterator[list[CatalogGarment]]:
         offset = None
         while True:
             points, offset = self._call(
-                self._client.scroll, self._collection, limit=batch, offset=offset, with_payload=True,
-                with_vectors=True,
-            )  # fmt: skip
+                self._client.scroll, collection, limit=batch, offset=offset, with_payload=True, with_vectors=vectors
+            )
             if points:
                 yield [garment_from_point(p) for p in points]
             if offset is None:
                 return
+
+    def _lacking(self, collection: str, item_ids: Sequence[str]) -> list[str]:
+        """The item ids collection does not hold."""
+        found = self._call(self._client.retrieve, collection, ids=[point_id(i) for i in item_ids], with_payload=False,
+                           with_vectors=False)  # fmt: skip
+        held = {str(p.id) for p in found}
+        return [i for i in item_ids if point_id(i) not in held]
+
+    def _fetch(self, collection: str, item_ids: Sequence[str]) -> list[CatalogGarment]:
+        points = self._call(self._client.retrieve, collection, ids=[point_id(i) for i in item_ids], with_vectors=True)
+        return [garment_from_point(p) for p in points]
 
     def retrieve(self, item_id: str) -> CatalogGarment | None:
         points = self._call(self._client.retrieve, self._collection, ids=[point_id(item_id)], with_vectors=True)
         return garment_from_point(points[0]) if points else None
 
     def count(self) -> int:
-        return int(self._call(self._client.count, self._collection, exact=True).count)
+        return self._count(self._collection)
+
+    def _count(self, collection: str) -> int:
+        return int(self._call(self._client.count, collection, exact=True).count)
 
     def model_versions(self) -> dict[str, int]:
         # A server answers from its keyword index on model_version; local mode counts payloads in Python
@@ -188,6 +260,69 @@ class QdrantGarmentStore:
             self._call(
                 self._client.delete, self._collection, points_selector=models.PointIdsList(points=ids), wait=True
             )
+
+
+class QdrantRebuild:
+    """A reindex's new collection beside the one the alias names; go_live switches the alias to it.
+
+    Writers in other processes keep writing through the alias, so into the old collection, until the switch:
+    missed() finds what they wrote that the new one lacks (before the switch, and once more after it for writes
+    in flight at the switch). A garment overwritten in the old collection after the reindex read it keeps the
+    reindex's version; kloset has no call that deletes garments, so none is resurrected.
+    """
+
+    def __init__(self, store: QdrantGarmentStore, collection: str) -> None:
+        self.collection = collection
+        self._store = store
+        self._former: str | None = None  # after go_live: the collection the alias named before
+        self._live = False
+
+    def upsert(self, garments: Sequence[CatalogGarment]) -> None:
+        self._store._upsert_into(self.collection, garments)
+
+    def count(self) -> int:
+        return self._store._count(self.collection)
+
+    def missed(self, batch: int) -> Iterator[list[CatalogGarment]]:
+        source = self._former if self._live else self._store._collection
+        if source is None:  # the legacy plain collection was deleted at the switch
+            return
+        for garments in self._store._scan(source, batch, vectors=False):
+            lacking = self._store._lacking(self.collection, [g.item_id for g in garments])
+            if lacking:
+                yield self._store._fetch(source, lacking)
+
+    def go_live(self, should_stop: Callable[[], bool] = lambda: False) -> bool:
+        """Point the alias at the new collection in one call. A legacy plain collection of the alias's name is
+        deleted first (an alias cannot share its name): for those few milliseconds calls fail with UNAVAILABLE
+        and writes made between the last missed() pass and the delete are lost (workers retry failed jobs)."""
+        if should_stop():
+            return False
+        store, alias = self._store, self._store._collection
+        former = store._target()
+        create = models.CreateAliasOperation(
+            create_alias=models.CreateAlias(collection_name=self.collection, alias_name=alias)
+        )
+        if former == alias:
+            store._call(store._client.delete_collection, alias)
+            operations = [create]
+            self._former = None
+        else:
+            operations = [models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)), create]
+            self._former = former
+        store._call(store._client.update_collection_aliases, change_aliases_operations=operations)
+        self._live = True
+        log.info("Qdrant alias %s now names %s (was %s)", alias, self.collection, former)
+        return True
+
+    def retire(self) -> None:
+        if self._former is not None:
+            self._store._call(self._store._client.delete_collection, self._former)
+            self._former = None
+
+    def abandon(self) -> None:
+        if not self._live:
+            self._store._call(self._store._client.delete_collection, self.collection)
 
 
 def _filter(where: StoreFilter) -> models.Filter:

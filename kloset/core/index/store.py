@@ -54,6 +54,7 @@ class CatalogGarment:
     photo_id: str = ""  # the photo's item id; garments of one photo form an outfit
     image_digest: str = ""  # the photo's blob, to show the garment to people
     box: Box | None = None  # the garment's extent in that photo
+    label_digest: str = ""  # the photo's K-Fashion label blob, to cut the garment out again (reindex); "" if none
 
     @property
     def photo(self) -> str:
@@ -77,6 +78,7 @@ class CatalogGarment:
             photo_id=payload.get("photo_id", ""),
             image_digest=payload.get("image_digest", ""),
             box=Box(*box) if isinstance(box, list) and len(box) == 4 else None,
+            label_digest=payload.get("label_digest", ""),
         )
 
     def payload(self) -> dict:
@@ -91,6 +93,8 @@ class CatalogGarment:
             "model_version": self.model_version,
             "image_digest": self.image_digest,
         }
+        if self.label_digest:
+            payload["label_digest"] = self.label_digest
         if self.box is not None:
             payload["box"] = [self.box.x, self.box.y, self.box.width, self.box.height]
         return payload
@@ -115,6 +119,37 @@ class Candidate:
     similarity: float
 
 
+class GarmentSink(Protocol):
+    """Where indexed garments are written: a store, or the catalog a reindex is building."""
+
+    def upsert(self, garments: Sequence[CatalogGarment]) -> None:
+        """Insert or overwrite garments (by item id); returns once they are durable."""
+
+
+class CatalogRebuild(Protocol):
+    """A new catalog built beside the live one (a reindex): searches and writes go to the live one until
+    go_live() switches the store over atomically."""
+
+    def upsert(self, garments: Sequence[CatalogGarment]) -> None:
+        """Write into the new catalog; a garment written to the live store since the rebuild began wins (Edge)."""
+
+    def count(self) -> int:
+        """Garments in the new catalog."""
+
+    def missed(self, batch: int) -> Iterator[list[CatalogGarment]]:
+        """Garments of the live (after go_live: the former) catalog that the new one lacks, with their vectors:
+        written by other processes during the rebuild (a Qdrant server). Edge writes both, so it yields none."""
+
+    def go_live(self, should_stop: Callable[[], bool] = ...) -> bool:
+        """Make the new catalog the live one (alias or CURRENT switched atomically); False when stopped first."""
+
+    def retire(self) -> None:
+        """After go_live and a last missed() pass: delete the former catalog."""
+
+    def abandon(self) -> None:
+        """Delete the new catalog; the live one stays as it was."""
+
+
 class GarmentStore(Protocol):
     """What kloset needs from a vector store; every backend implements these calls."""
 
@@ -131,8 +166,8 @@ class GarmentStore(Protocol):
     def garments(self, where: StoreFilter, limit: int) -> list[CatalogGarment]:
         """Garments matching a filter, with their vectors, in no particular order (e.g. one photo's outfit)."""
 
-    def scan(self, batch: int) -> Iterator[list[CatalogGarment]]:
-        """Every garment with its vectors, batch by batch, in no particular order (to copy a catalog)."""
+    def scan(self, batch: int, *, vectors: bool = True) -> Iterator[list[CatalogGarment]]:
+        """Every garment (with its vectors unless vectors=False), batch by batch, in no particular order."""
 
     def retrieve(self, item_id: str) -> CatalogGarment | None:
         """One garment with its vectors, or None."""
@@ -152,8 +187,11 @@ class GarmentStore(Protocol):
     def unindexed(self) -> int:
         """Garments not yet in a search index (searched exactly until the next optimize)."""
 
+    def start_rebuild(self) -> CatalogRebuild:
+        """Begin a new, empty catalog beside the live one (one at a time; a compaction in progress is abandoned)."""
+
     def close(self) -> None:
-        """Make every write durable and release the store."""
+        """Make every write durable and release the store (a rebuild in progress is abandoned)."""
 
 
 def garment_from_point(point) -> CatalogGarment:

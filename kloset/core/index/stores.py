@@ -1,11 +1,17 @@
 """Which GarmentStore a configuration opens: Qdrant Edge in this process by default, a Qdrant server when a URL
 is given, qdrant-client local mode when asked for."""
 
-from kloset.core.config import Settings
+import ssl
+from typing import TYPE_CHECKING
+
+from kloset.core.config import Settings, WriteConsistency
 from kloset.core.garments.color import COLOR_VECTOR_DIM
 from kloset.core.index.migration import refuse_unmigrated
 from kloset.core.index.store import GarmentStore, StoreBackend
 from kloset.core.models.backbone import EMBEDDING_DIM
+
+if TYPE_CHECKING:  # qdrant-client is imported only when a Qdrant server or local mode is used
+    from kloset.core.index.qdrant_store import CollectionLayout
 
 
 def open_store(settings: Settings, dim: int = EMBEDDING_DIM, color_dim: int = COLOR_VECTOR_DIM) -> GarmentStore:
@@ -26,4 +32,19 @@ def open_store(settings: Settings, dim: int = EMBEDDING_DIM, color_dim: int = CO
         collection=settings.collection,
         dim=dim,
         color_dim=color_dim,
+        layout=collection_layout(settings),
+        verify=ssl.create_default_context(cafile=str(settings.tls_ca)) if settings.tls_ca else None,
     )
+
+
+def collection_layout(settings: Settings) -> "CollectionLayout":
+    """Shards, replication and write consistency of new collections; majority and all count the replicas."""
+    from kloset.core.index.qdrant_store import CollectionLayout
+
+    replicas = settings.qdrant_replication
+    consistency = {
+        WriteConsistency.ONE: 1,
+        WriteConsistency.MAJORITY: replicas // 2 + 1,
+        WriteConsistency.ALL: replicas,
+    }[settings.qdrant_write_consistency]
+    return CollectionLayout(shards=settings.qdrant_shards, replication=replicas, write_consistency=consistency)
