@@ -19,6 +19,7 @@ from kloset.core.index.garment_images import GarmentImages
 from kloset.core.index.indexing import GarmentIndexer
 from kloset.core.index.optimizer import BackgroundOptimizer
 from kloset.core.index.outfits import OutfitFinder
+from kloset.core.index.reindex import CatalogReindexer
 from kloset.core.index.search import SearchEngine
 from kloset.core.index.store import GarmentStore
 from kloset.core.index.stores import open_store
@@ -69,7 +70,11 @@ class Program:
                 )  # fmt: skip
                 outfits = OutfitFinder(engine, store, similar=s.outfit_similar)
                 images = GarmentImages(store, blobs, s.max_image_pixels)
-                search = SearchServicer(engine, outfits, images, s.max_garments_per_request)
+                reindexer = CatalogReindexer(
+                    classifier, store, blobs, max_pixels=s.max_image_pixels, max_label_bytes=s.max_label_bytes,
+                    batch_photos=s.batch_garments,
+                )  # fmt: skip
+                search = SearchServicer(engine, outfits, images, s.max_garments_per_request, store, reindexer)
                 self._serve(Role.SEARCH, search.register, [SEARCH_SERVICE])
             if Role.INGEST in self.roles:
                 catalog = CatalogIngest(queue, blobs, max_pixels=s.max_image_pixels, max_label_bytes=s.max_label_bytes)

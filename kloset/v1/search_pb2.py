@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from kloset.v1 import garment_pb2 as kloset_dot_v1_dot_garment__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16kloset/v1/search.proto\x12\tkloset.v1\x1a\x17kloset/v1/garment.proto\"2\n\x0cSearchFilter\x12\x12\n\ncategories\x18\x01 \x03(\t\x12\x0e\n\x06\x63olors\x18\x02 \x03(\t\"\x86\x01\n\rSearchOptions\x12\'\n\x06policy\x18\x01 \x01(\x0e\x32\x17.kloset.v1.FilterPolicy\x12\x0e\n\x06offset\x18\x02 \x01(\r\x12\x16\n\tmin_score\x18\x03 \x01(\x02H\x00\x88\x01\x01\x12\x16\n\x0egroup_by_photo\x18\x04 \x01(\x08\x42\x0c\n\n_min_score\"\xb4\x01\n\x14SearchByImageRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12*\n\x08garments\x18\x02 \x03(\x0b\x32\x18.kloset.v1.GarmentRegion\x12\'\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x17.kloset.v1.SearchFilter\x12\r\n\x05top_k\x18\x04 \x01(\r\x12)\n\x07options\x18\x05 \x01(\x0b\x32\x18.kloset.v1.SearchOptions\"\x89\x01\n\x13SearchByItemRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\'\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x17.kloset.v1.SearchFilter\x12\r\n\x05top_k\x18\x03 \x01(\r\x12)\n\x07options\x18\x04 \x01(\x0b\x32\x18.kloset.v1.SearchOptions\"\xdc\x01\n\tSearchHit\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12&\n\x05group\x18\x03 \x01(\x0e\x32\x17.kloset.v1.GarmentGroup\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\x12\r\n\x05\x63olor\x18\x05 \x01(\t\x12\x0e\n\x06source\x18\x06 \x01(\t\x12\x19\n\x11visual_similarity\x18\x07 \x01(\x02\x12\x18\n\x10\x63olor_similarity\x18\x08 \x01(\x02\x12\x10\n\x08photo_id\x18\t \x01(\t\x12\x0f\n\x07support\x18\n \x01(\r\"\xf6\x02\n\x0eGarmentResults\x12&\n\x05group\x18\x01 \x01(\x0e\x32\x17.kloset.v1.GarmentGroup\x12\x10\n\x08\x63\x61tegory\x18\x02 \x01(\t\x12\r\n\x05\x63olor\x18\x03 \x01(\t\x12\'\n\x06\x66ilter\x18\x04 \x01(\x0b\x32\x17.kloset.v1.SearchFilter\x12%\n\x07results\x18\x05 \x03(\x0b\x32\x14.kloset.v1.SearchHit\x12#\n\x03\x62ox\x18\x06 \x01(\x0b\x32\x16.kloset.v1.BoundingBox\x12-\n\x0etop_categories\x18\x07 \x03(\x0b\x32\x15.kloset.v1.LabelScore\x12)\n\ntop_colors\x18\x08 \x03(\x0b\x32\x15.kloset.v1.LabelScore\x12\'\n\x06policy\x18\t \x01(\x0e\x32\x17.kloset.v1.FilterPolicy\x12\x0f\n\x07relaxed\x18\n \x01(\x08\x12\x12\n\nrelaxation\x18\x0b \x01(\t\"D\n\x15SearchByImageResponse\x12+\n\x08garments\x18\x01 \x03(\x0b\x32\x19.kloset.v1.GarmentResults\"C\n\x14SearchByItemResponse\x12+\n\x08garments\x18\x01 \x03(\x0b\x32\x19.kloset.v1.GarmentResults\"\x16\n\x14GetIndexStatsRequest\"(\n\x15GetIndexStatsResponse\x12\x0f\n\x07indexed\x18\x01 \x01(\x04\"\x98\x01\n\x13\x43ompleteLookRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\x0c\x12)\n\x07garment\x18\x03 \x01(\x0b\x32\x18.kloset.v1.GarmentRegion\x12\r\n\x05top_k\x18\x04 \x01(\r\x12\'\n\x06\x66ilter\x18\x05 \x01(\x0b\x32\x17.kloset.v1.SearchFilter\"C\n\x14\x43ompleteLookResponse\x12+\n\x08garments\x18\x01 \x03(\x0b\x32\x19.kloset.v1.GarmentResults\"=\n\x17GetGarmentImagesRequest\x12\x10\n\x08item_ids\x18\x01 \x03(\t\x12\x10\n\x08max_side\x18\x02 \x01(\r\"-\n\x0cGarmentImage\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x0c\n\x04jpeg\x18\x02 \x01(\x0c\"C\n\x18GetGarmentImagesResponse\x12\'\n\x06images\x18\x01 \x03(\x0b\x32\x17.kloset.v1.GarmentImage*w\n\x0c\x46ilterPolicy\x12\x1d\n\x19\x46ILTER_POLICY_UNSPECIFIED\x10\x00\x12\x18\n\x14\x46ILTER_POLICY_STRICT\x10\x01\x12\x16\n\x12\x46ILTER_POLICY_SOFT\x10\x02\x12\x16\n\x12\x46ILTER_POLICY_NONE\x10\x03\x32\xb6\x03\n\rSearchService\x12R\n\rSearchByImage\x12\x1f.kloset.v1.SearchByImageRequest\x1a .kloset.v1.SearchByImageResponse\x12O\n\x0cSearchByItem\x12\x1e.kloset.v1.SearchByItemRequest\x1a\x1f.kloset.v1.SearchByItemResponse\x12R\n\rGetIndexStats\x12\x1f.kloset.v1.GetIndexStatsRequest\x1a .kloset.v1.GetIndexStatsResponse\x12O\n\x0c\x43ompleteLook\x12\x1e.kloset.v1.CompleteLookRequest\x1a\x1f.kloset.v1.CompleteLookResponse\x12[\n\x10GetGarmentImages\x12\".kloset.v1.GetGarmentImagesRequest\x1a#.kloset.v1.GetGarmentImagesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16kloset/v1/search.proto\x12\tkloset.v1\x1a\x17kloset/v1/garment.proto\"2\n\x0cSearchFilter\x12\x12\n\ncategories\x18\x01 \x03(\t\x12\x0e\n\x06\x63olors\x18\x02 \x03(\t\"\x86\x01\n\rSearchOptions\x12\'\n\x06policy\x18\x01 \x01(\x0e\x32\x17.kloset.v1.FilterPolicy\x12\x0e\n\x06offset\x18\x02 \x01(\r\x12\x16\n\tmin_score\x18\x03 \x01(\x02H\x00\x88\x01\x01\x12\x16\n\x0egroup_by_photo\x18\x04 \x01(\x08\x42\x0c\n\n_min_score\"\xb4\x01\n\x14SearchByImageRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12*\n\x08garments\x18\x02 \x03(\x0b\x32\x18.kloset.v1.GarmentRegion\x12\'\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x17.kloset.v1.SearchFilter\x12\r\n\x05top_k\x18\x04 \x01(\r\x12)\n\x07options\x18\x05 \x01(\x0b\x32\x18.kloset.v1.SearchOptions\"\x89\x01\n\x13SearchByItemRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\'\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x17.kloset.v1.SearchFilter\x12\r\n\x05top_k\x18\x03 \x01(\r\x12)\n\x07options\x18\x04 \x01(\x0b\x32\x18.kloset.v1.SearchOptions\"\xdc\x01\n\tSearchHit\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12&\n\x05group\x18\x03 \x01(\x0e\x32\x17.kloset.v1.GarmentGroup\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\x12\r\n\x05\x63olor\x18\x05 \x01(\t\x12\x0e\n\x06source\x18\x06 \x01(\t\x12\x19\n\x11visual_similarity\x18\x07 \x01(\x02\x12\x18\n\x10\x63olor_similarity\x18\x08 \x01(\x02\x12\x10\n\x08photo_id\x18\t \x01(\t\x12\x0f\n\x07support\x18\n \x01(\r\"\xf6\x02\n\x0eGarmentResults\x12&\n\x05group\x18\x01 \x01(\x0e\x32\x17.kloset.v1.GarmentGroup\x12\x10\n\x08\x63\x61tegory\x18\x02 \x01(\t\x12\r\n\x05\x63olor\x18\x03 \x01(\t\x12\'\n\x06\x66ilter\x18\x04 \x01(\x0b\x32\x17.kloset.v1.SearchFilter\x12%\n\x07results\x18\x05 \x03(\x0b\x32\x14.kloset.v1.SearchHit\x12#\n\x03\x62ox\x18\x06 \x01(\x0b\x32\x16.kloset.v1.BoundingBox\x12-\n\x0etop_categories\x18\x07 \x03(\x0b\x32\x15.kloset.v1.LabelScore\x12)\n\ntop_colors\x18\x08 \x03(\x0b\x32\x15.kloset.v1.LabelScore\x12\'\n\x06policy\x18\t \x01(\x0e\x32\x17.kloset.v1.FilterPolicy\x12\x0f\n\x07relaxed\x18\n \x01(\x08\x12\x12\n\nrelaxation\x18\x0b \x01(\t\"D\n\x15SearchByImageResponse\x12+\n\x08garments\x18\x01 \x03(\x0b\x32\x19.kloset.v1.GarmentResults\"C\n\x14SearchByItemResponse\x12+\n\x08garments\x18\x01 \x03(\x0b\x32\x19.kloset.v1.GarmentResults\"\x16\n\x14GetIndexStatsRequest\"^\n\x15GetIndexStatsResponse\x12\x0f\n\x07indexed\x18\x01 \x01(\x04\x12\x34\n\x0emodel_versions\x18\x02 \x03(\x0b\x32\x1c.kloset.v1.ModelVersionCount\"<\n\x11ModelVersionCount\x12\x15\n\rmodel_version\x18\x01 \x01(\t\x12\x10\n\x08garments\x18\x02 \x01(\x04\"<\n\x0eReindexRequest\x12\x19\n\x0cmax_failures\x18\x01 \x01(\rH\x00\x88\x01\x01\x42\x0f\n\r_max_failures\"y\n\x0fReindexResponse\x12.\n\x08progress\x18\x01 \x01(\x0b\x32\x1a.kloset.v1.ReindexProgressH\x00\x12,\n\x07summary\x18\x02 \x01(\x0b\x32\x19.kloset.v1.ReindexSummaryH\x00\x42\x08\n\x06update\".\n\x0fReindexProgress\x12\x0c\n\x04\x64one\x18\x01 \x01(\x04\x12\r\n\x05total\x18\x02 \x01(\x04\"\xd0\x01\n\x0eReindexSummary\x12\x13\n\x0bre_embedded\x18\x01 \x01(\x04\x12\x0e\n\x06\x63opied\x18\x02 \x01(\x04\x12\x0e\n\x06\x66\x61iled\x18\x03 \x01(\x04\x12+\n\x08\x66\x61ilures\x18\x04 \x03(\x0b\x32\x19.kloset.v1.ReindexFailure\x12\x15\n\rmodel_version\x18\x05 \x01(\t\x12\x34\n\x0emodel_versions\x18\x06 \x03(\x0b\x32\x1c.kloset.v1.ModelVersionCount\x12\x0f\n\x07seconds\x18\x07 \x01(\x01\"1\n\x0eReindexFailure\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x98\x01\n\x13\x43ompleteLookRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\x0c\x12)\n\x07garment\x18\x03 \x01(\x0b\x32\x18.kloset.v1.GarmentRegion\x12\r\n\x05top_k\x18\x04 \x01(\r\x12\'\n\x06\x66ilter\x18\x05 \x01(\x0b\x32\x17.kloset.v1.SearchFilter\"C\n\x14\x43ompleteLookResponse\x12+\n\x08garments\x18\x01 \x03(\x0b\x32\x19.kloset.v1.GarmentResults\"=\n\x17GetGarmentImagesRequest\x12\x10\n\x08item_ids\x18\x01 \x03(\t\x12\x10\n\x08max_side\x18\x02 \x01(\r\"-\n\x0cGarmentImage\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x0c\n\x04jpeg\x18\x02 \x01(\x0c\"C\n\x18GetGarmentImagesResponse\x12\'\n\x06images\x18\x01 \x03(\x0b\x32\x17.kloset.v1.GarmentImage*w\n\x0c\x46ilterPolicy\x12\x1d\n\x19\x46ILTER_POLICY_UNSPECIFIED\x10\x00\x12\x18\n\x14\x46ILTER_POLICY_STRICT\x10\x01\x12\x16\n\x12\x46ILTER_POLICY_SOFT\x10\x02\x12\x16\n\x12\x46ILTER_POLICY_NONE\x10\x03\x32\xfa\x03\n\rSearchService\x12R\n\rSearchByImage\x12\x1f.kloset.v1.SearchByImageRequest\x1a .kloset.v1.SearchByImageResponse\x12O\n\x0cSearchByItem\x12\x1e.kloset.v1.SearchByItemRequest\x1a\x1f.kloset.v1.SearchByItemResponse\x12R\n\rGetIndexStats\x12\x1f.kloset.v1.GetIndexStatsRequest\x1a .kloset.v1.GetIndexStatsResponse\x12O\n\x0c\x43ompleteLook\x12\x1e.kloset.v1.CompleteLookRequest\x1a\x1f.kloset.v1.CompleteLookResponse\x12[\n\x10GetGarmentImages\x12\".kloset.v1.GetGarmentImagesRequest\x1a#.kloset.v1.GetGarmentImagesResponse\x12\x42\n\x07Reindex\x12\x19.kloset.v1.ReindexRequest\x1a\x1a.kloset.v1.ReindexResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kloset.v1.search_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FILTERPOLICY']._serialized_start=1782
-  _globals['_FILTERPOLICY']._serialized_end=1901
+  _globals['_FILTERPOLICY']._serialized_start=2393
+  _globals['_FILTERPOLICY']._serialized_end=2512
   _globals['_SEARCHFILTER']._serialized_start=62
   _globals['_SEARCHFILTER']._serialized_end=112
   _globals['_SEARCHOPTIONS']._serialized_start=115
@@ -53,17 +53,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETINDEXSTATSREQUEST']._serialized_start=1313
   _globals['_GETINDEXSTATSREQUEST']._serialized_end=1335
   _globals['_GETINDEXSTATSRESPONSE']._serialized_start=1337
-  _globals['_GETINDEXSTATSRESPONSE']._serialized_end=1377
-  _globals['_COMPLETELOOKREQUEST']._serialized_start=1380
-  _globals['_COMPLETELOOKREQUEST']._serialized_end=1532
-  _globals['_COMPLETELOOKRESPONSE']._serialized_start=1534
-  _globals['_COMPLETELOOKRESPONSE']._serialized_end=1601
-  _globals['_GETGARMENTIMAGESREQUEST']._serialized_start=1603
-  _globals['_GETGARMENTIMAGESREQUEST']._serialized_end=1664
-  _globals['_GARMENTIMAGE']._serialized_start=1666
-  _globals['_GARMENTIMAGE']._serialized_end=1711
-  _globals['_GETGARMENTIMAGESRESPONSE']._serialized_start=1713
-  _globals['_GETGARMENTIMAGESRESPONSE']._serialized_end=1780
-  _globals['_SEARCHSERVICE']._serialized_start=1904
-  _globals['_SEARCHSERVICE']._serialized_end=2342
+  _globals['_GETINDEXSTATSRESPONSE']._serialized_end=1431
+  _globals['_MODELVERSIONCOUNT']._serialized_start=1433
+  _globals['_MODELVERSIONCOUNT']._serialized_end=1493
+  _globals['_REINDEXREQUEST']._serialized_start=1495
+  _globals['_REINDEXREQUEST']._serialized_end=1555
+  _globals['_REINDEXRESPONSE']._serialized_start=1557
+  _globals['_REINDEXRESPONSE']._serialized_end=1678
+  _globals['_REINDEXPROGRESS']._serialized_start=1680
+  _globals['_REINDEXPROGRESS']._serialized_end=1726
+  _globals['_REINDEXSUMMARY']._serialized_start=1729
+  _globals['_REINDEXSUMMARY']._serialized_end=1937
+  _globals['_REINDEXFAILURE']._serialized_start=1939
+  _globals['_REINDEXFAILURE']._serialized_end=1988
+  _globals['_COMPLETELOOKREQUEST']._serialized_start=1991
+  _globals['_COMPLETELOOKREQUEST']._serialized_end=2143
+  _globals['_COMPLETELOOKRESPONSE']._serialized_start=2145
+  _globals['_COMPLETELOOKRESPONSE']._serialized_end=2212
+  _globals['_GETGARMENTIMAGESREQUEST']._serialized_start=2214
+  _globals['_GETGARMENTIMAGESREQUEST']._serialized_end=2275
+  _globals['_GARMENTIMAGE']._serialized_start=2277
+  _globals['_GARMENTIMAGE']._serialized_end=2322
+  _globals['_GETGARMENTIMAGESRESPONSE']._serialized_start=2324
+  _globals['_GETGARMENTIMAGESRESPONSE']._serialized_end=2391
+  _globals['_SEARCHSERVICE']._serialized_start=2515
+  _globals['_SEARCHSERVICE']._serialized_end=3021
 # @@protoc_insertion_point(module_scope)

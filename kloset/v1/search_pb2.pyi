@@ -132,10 +132,68 @@ class GetIndexStatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetIndexStatsResponse(_message.Message):
-    __slots__ = ("indexed",)
+    __slots__ = ("indexed", "model_versions")
     INDEXED_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     indexed: int
-    def __init__(self, indexed: _Optional[int] = ...) -> None: ...
+    model_versions: _containers.RepeatedCompositeFieldContainer[ModelVersionCount]
+    def __init__(self, indexed: _Optional[int] = ..., model_versions: _Optional[_Iterable[_Union[ModelVersionCount, _Mapping]]] = ...) -> None: ...
+
+class ModelVersionCount(_message.Message):
+    __slots__ = ("model_version", "garments")
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    GARMENTS_FIELD_NUMBER: _ClassVar[int]
+    model_version: str
+    garments: int
+    def __init__(self, model_version: _Optional[str] = ..., garments: _Optional[int] = ...) -> None: ...
+
+class ReindexRequest(_message.Message):
+    __slots__ = ("max_failures",)
+    MAX_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    max_failures: int
+    def __init__(self, max_failures: _Optional[int] = ...) -> None: ...
+
+class ReindexResponse(_message.Message):
+    __slots__ = ("progress", "summary")
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    progress: ReindexProgress
+    summary: ReindexSummary
+    def __init__(self, progress: _Optional[_Union[ReindexProgress, _Mapping]] = ..., summary: _Optional[_Union[ReindexSummary, _Mapping]] = ...) -> None: ...
+
+class ReindexProgress(_message.Message):
+    __slots__ = ("done", "total")
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    done: int
+    total: int
+    def __init__(self, done: _Optional[int] = ..., total: _Optional[int] = ...) -> None: ...
+
+class ReindexSummary(_message.Message):
+    __slots__ = ("re_embedded", "copied", "failed", "failures", "model_version", "model_versions", "seconds")
+    RE_EMBEDDED_FIELD_NUMBER: _ClassVar[int]
+    COPIED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    re_embedded: int
+    copied: int
+    failed: int
+    failures: _containers.RepeatedCompositeFieldContainer[ReindexFailure]
+    model_version: str
+    model_versions: _containers.RepeatedCompositeFieldContainer[ModelVersionCount]
+    seconds: float
+    def __init__(self, re_embedded: _Optional[int] = ..., copied: _Optional[int] = ..., failed: _Optional[int] = ..., failures: _Optional[_Iterable[_Union[ReindexFailure, _Mapping]]] = ..., model_version: _Optional[str] = ..., model_versions: _Optional[_Iterable[_Union[ModelVersionCount, _Mapping]]] = ..., seconds: _Optional[float] = ...) -> None: ...
+
+class ReindexFailure(_message.Message):
+    __slots__ = ("item_id", "reason")
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    item_id: str
+    reason: str
+    def __init__(self, item_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class CompleteLookRequest(_message.Message):
     __slots__ = ("item_id", "image", "garment", "top_k", "filter")

@@ -61,6 +61,11 @@ class SearchServiceStub:
                 request_serializer=kloset_dot_v1_dot_search__pb2.GetGarmentImagesRequest.SerializeToString,
                 response_deserializer=kloset_dot_v1_dot_search__pb2.GetGarmentImagesResponse.FromString,
                 _registered_method=True)
+        self.Reindex = channel.unary_stream(
+                '/kloset.v1.SearchService/Reindex',
+                request_serializer=kloset_dot_v1_dot_search__pb2.ReindexRequest.SerializeToString,
+                response_deserializer=kloset_dot_v1_dot_search__pb2.ReindexResponse.FromString,
+                _registered_method=True)
 
 
 class SearchServiceServicer:
@@ -101,6 +106,16 @@ class SearchServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Reindex(self, request, context):
+        """Re-embed every catalog garment from its stored photo with the current models into a new catalog, then switch
+        to it atomically; searches are answered from the old catalog until then. Streams progress, then a summary.
+        One at a time per search service (FAILED_PRECONDITION while one runs); cancelling the call stops it and
+        leaves the old catalog live, as does a stop (ABORTED) when too many garments fail.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SearchServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -128,6 +143,11 @@ def add_SearchServiceServicer_to_server(servicer, server):
                     servicer.GetGarmentImages,
                     request_deserializer=kloset_dot_v1_dot_search__pb2.GetGarmentImagesRequest.FromString,
                     response_serializer=kloset_dot_v1_dot_search__pb2.GetGarmentImagesResponse.SerializeToString,
+            ),
+            'Reindex': grpc.unary_stream_rpc_method_handler(
+                    servicer.Reindex,
+                    request_deserializer=kloset_dot_v1_dot_search__pb2.ReindexRequest.FromString,
+                    response_serializer=kloset_dot_v1_dot_search__pb2.ReindexResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -267,6 +287,33 @@ class SearchService:
             '/kloset.v1.SearchService/GetGarmentImages',
             kloset_dot_v1_dot_search__pb2.GetGarmentImagesRequest.SerializeToString,
             kloset_dot_v1_dot_search__pb2.GetGarmentImagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reindex(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/kloset.v1.SearchService/Reindex',
+            kloset_dot_v1_dot_search__pb2.ReindexRequest.SerializeToString,
+            kloset_dot_v1_dot_search__pb2.ReindexResponse.FromString,
             options,
             channel_credentials,
             insecure,

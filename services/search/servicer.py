@@ -1,5 +1,8 @@
 """SearchService: decode the request, search in the core, encode the answer."""
 
+import queue
+import threading
+
 import grpc
 from kloset.services.convert import (
     filter_from_proto,
@@ -7,23 +10,28 @@ from kloset.services.convert import (
     regions_from_proto,
     results_to_proto,
 )
-from kloset.services.status import grpc_errors
+from kloset.services.status import grpc_errors, grpc_stream_errors, short_details
 
 from kloset.core.errors import InvalidInput
 from kloset.core.index.garment_images import GarmentImages
 from kloset.core.index.outfits import OutfitFinder
+from kloset.core.index.reindex import CatalogReindexer, ReindexAborted, ReindexRunning, ReindexSummary
 from kloset.core.index.search import SearchEngine
+from kloset.core.index.store import GarmentStore
 from kloset.v1 import search_pb2, search_pb2_grpc
 
 SERVICE_NAME = search_pb2.DESCRIPTOR.services_by_name["SearchService"].full_name
 
 
 class SearchServicer(search_pb2_grpc.SearchServiceServicer):
-    def __init__(self, engine: SearchEngine, outfits: OutfitFinder, images: GarmentImages, max_garments: int) -> None:
+    def __init__(self, engine: SearchEngine, outfits: OutfitFinder, images: GarmentImages, max_garments: int,
+                 store: GarmentStore, reindexer: CatalogReindexer) -> None:  # fmt: skip
         self._engine = engine
         self._max_garments = max_garments
         self._outfits = outfits
         self._images = images
+        self._store = store
+        self._reindexer = reindexer
 
     @grpc_errors
     def SearchByImage(self, request: search_pb2.SearchByImageRequest, context: grpc.ServicerContext):
@@ -47,7 +55,42 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
 
     @grpc_errors
     def GetIndexStats(self, request: search_pb2.GetIndexStatsRequest, context: grpc.ServicerContext):
-        return search_pb2.GetIndexStatsResponse(indexed=self._engine.indexed())
+        return search_pb2.GetIndexStatsResponse(
+            indexed=self._engine.indexed(), model_versions=_version_counts(self._store.model_versions())
+        )
+
+    @grpc_stream_errors
+    def Reindex(self, request: search_pb2.ReindexRequest, context: grpc.ServicerContext):
+        """The core reindexes on a thread of its own; this call streams what it reports and stops it when the
+        client goes away (the old catalog stays live)."""
+        updates: queue.Queue = queue.Queue()
+        stop = threading.Event()
+        context.add_callback(stop.set)  # cancelled, deadline passed, or the server stopping
+        max_failures = request.max_failures if request.HasField("max_failures") else None
+
+        def reindex() -> None:
+            try:
+                updates.put(self._reindexer.run(lambda done, total: updates.put((done, total)), stop.is_set,
+                                                max_failures))  # fmt: skip
+            except BaseException as exc:  # handed to the call's thread, which reports it
+                updates.put(exc)
+
+        threading.Thread(target=reindex, name="reindex", daemon=True).start()
+        while True:
+            update = updates.get()
+            if isinstance(update, tuple):
+                yield search_pb2.ReindexResponse(progress=search_pb2.ReindexProgress(done=update[0], total=update[1]))
+            elif isinstance(update, ReindexRunning | ReindexAborted):
+                # A status set and returned, not raised: grpc_stream_errors would make these INTERNAL.
+                running = isinstance(update, ReindexRunning)
+                context.set_code(grpc.StatusCode.FAILED_PRECONDITION if running else grpc.StatusCode.ABORTED)
+                context.set_details(short_details(str(update)))
+                return
+            elif isinstance(update, BaseException):
+                raise update
+            else:
+                yield search_pb2.ReindexResponse(summary=_summary_to_proto(update))
+                return
 
     @grpc_errors
     def CompleteLook(self, request: search_pb2.CompleteLookRequest, context: grpc.ServicerContext):
@@ -72,3 +115,19 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
 
     def register(self, server: grpc.Server) -> None:
         search_pb2_grpc.add_SearchServiceServicer_to_server(self, server)
+
+
+def _version_counts(counts: dict[str, int]) -> list[search_pb2.ModelVersionCount]:
+    return [search_pb2.ModelVersionCount(model_version=v, garments=n) for v, n in sorted(counts.items())]
+
+
+def _summary_to_proto(summary: ReindexSummary) -> search_pb2.ReindexSummary:
+    return search_pb2.ReindexSummary(
+        re_embedded=summary.re_embedded,
+        copied=summary.copied,
+        failed=summary.failed,
+        failures=[search_pb2.ReindexFailure(item_id=f.item_id, reason=f.reason) for f in summary.failures],
+        model_version=summary.model_version,
+        model_versions=_version_counts(summary.model_versions),
+        seconds=summary.seconds,
+    )
