@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTOS := $(wildcard protos/kloset/v1/*.proto)
 
-.PHONY: run test lint protos redis clean
+.PHONY: run test lint protos redis clean up down
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "kloset needs Python 3.11 ($(PYTHON) not found)"; exit 1; }
@@ -32,6 +32,14 @@ run: $(STAMP) redis
 test: $(STAMP) redis
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+# Production shape on this machine's Docker: one container per role, Redis and a Qdrant server (docker-compose.yml).
+WORKERS ?= 2
+up:
+	docker compose up --build -d --scale worker=$(WORKERS)
+
+down:
+	docker compose down
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
