@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the services (every role in one process by default)")
     serve.add_argument("--role", default="all", help="all, or a comma-separated list of roles")
-    serve.add_argument("--log-level", default="INFO")
+    serve.add_argument("--log-level", help="overrides KLOSET_LOG_LEVEL")
 
     ingest = commands.add_parser("ingest", help="submit a K-Fashion folder (images/ + labels/) or one image")
     ingest.add_argument("path", type=Path)
@@ -270,12 +270,27 @@ def _migrate_store(args, settings) -> int:
 def _serve(args, settings) -> int:
     from kloset.program import Program
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _configure_logging(settings, args.log_level)
     program = Program(settings, parse_roles(args.role))
     program.start()
     print("kloset serving " + ", ".join(f"{s.name} on :{s.port}" for s in program.servers), flush=True)
     program.wait()
     return 0
+
+
+def _configure_logging(settings, level: str | None) -> None:
+    """KLOSET_LOG_FORMAT=json: one JSON object per line (python-json-logger), for log collectors."""
+    from kloset.core.config import LogFormat
+
+    handler = logging.StreamHandler()
+    fields = "%(asctime)s %(levelname)s %(name)s %(message)s"
+    if settings.log_format is LogFormat.JSON:
+        from pythonjsonlogger.json import JsonFormatter
+
+        handler.setFormatter(JsonFormatter(fields, rename_fields={"levelname": "level", "name": "logger"}))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=(level or settings.log_level).upper(), handlers=[handler], force=True)
 
 
 def _dlq(clients: Clients, args) -> int:
