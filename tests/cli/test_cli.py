@@ -45,7 +45,9 @@ def test_ingest_folder_waits_and_reports_counts(ingested):
 def test_stats_and_health(ingested):
     env, _ = ingested
     stats = json.loads(run(env, "stats", "--json").stdout)
+    versions = stats.pop("model_versions")
     assert stats == {"indexed": 54, "queued": 0, "pending": 0, "dead_lettered": 0}
+    assert len(versions) == 1 and sum(versions.values()) == 54
     health = run(env, "health")
     assert health.stdout.count("SERVING") == 4
 
