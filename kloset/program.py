@@ -149,6 +149,7 @@ class Program:
             list(service_names),
             max_message_bytes=s.max_message_bytes,
             threads=s.grpc_threads,
+            max_concurrent_rpcs=s.max_concurrent_rpcs,
         )
         self.servers.append(server)
 

@@ -34,6 +34,7 @@ def start_server(
     *,
     max_message_bytes: int,
     threads: int,
+    max_concurrent_rpcs: int | None = None,
 ) -> RoleServer:
     """Start a server with the role's servicers plus grpc.health.v1 and reflection; port 0 picks a free one."""
     server = grpc.server(
@@ -43,6 +44,7 @@ def start_server(
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.so_reuseport", 0),
         ],
+        maximum_concurrent_rpcs=max_concurrent_rpcs,  # beyond it grpc answers RESOURCE_EXHAUSTED at once
     )
     register(server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
