@@ -35,8 +35,13 @@ def start_server(
     max_message_bytes: int,
     threads: int,
     max_concurrent_rpcs: int | None = None,
+    interceptors: Sequence[grpc.ServerInterceptor] = (),
+    credentials: grpc.ServerCredentials | None = None,
 ) -> RoleServer:
-    """Start a server with the role's servicers plus grpc.health.v1 and reflection; port 0 picks a free one."""
+    """Start a server with the role's servicers plus grpc.health.v1 and reflection; port 0 picks a free one.
+
+    interceptors run outermost first, on every method (health and reflection too: each decides what to skip);
+    credentials: listen with TLS, else plaintext."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"grpc-{name}"),
         options=[
@@ -45,6 +50,7 @@ def start_server(
             ("grpc.so_reuseport", 0),
         ],
         maximum_concurrent_rpcs=max_concurrent_rpcs,  # beyond it grpc answers RESOURCE_EXHAUSTED at once
+        interceptors=list(interceptors),
     )
     register(server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
@@ -55,11 +61,12 @@ def start_server(
         (*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
     )
     try:
-        bound = server.add_insecure_port(f"{host}:{port}")
+        address = f"{host}:{port}"
+        bound = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     except RuntimeError:  # newer grpcio raises instead of returning 0
         bound = 0
     if bound == 0:
         raise OSError(f"cannot listen on {host}:{port} for the {name} role (port in use?)")
     server.start()
-    log.info("%s role listening on %s:%d", name, host, bound)
+    log.info("%s role listening on %s:%d%s", name, host, bound, " (TLS)" if credentials else "")
     return RoleServer(name=name, server=server, health=health_servicer, port=bound)

@@ -1,0 +1,57 @@
+"""What every server interceptor needs: running a method's behaviour inside a context of its own.
+
+grpc's sync server calls an interceptor before it knows the method's outcome, so an interceptor that must see
+the call as it runs (request id, deadline, metrics) wraps the handler's behaviour instead. A streaming response is
+a generator that grpc drains later, so its wrapper stays open until the stream ends.
+"""
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+import grpc
+
+# (the method's full name, the call's context) -> a context manager open while the method runs
+Around = Callable[[str, grpc.ServicerContext], AbstractContextManager]
+
+_KINDS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
+
+
+def wrap_handler(handler: grpc.RpcMethodHandler | None, method: str, around: Around) -> grpc.RpcMethodHandler | None:
+    """The handler with each behaviour run inside around(method, context); None (unknown method) stays None."""
+    if handler is None:
+        return None
+    kind = next(k for k in _KINDS if getattr(handler, k) is not None)
+    behaviour = getattr(handler, kind)
+    if handler.response_streaming:
+
+        def streaming(request, context):
+            with around(method, context):
+                yield from behaviour(request, context)
+
+        return handler._replace(**{kind: streaming})
+
+    def unary(request, context):
+        with around(method, context):
+            return behaviour(request, context)
+
+    return handler._replace(**{kind: unary})
+
+
+def refusing_handler(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, details: str) -> grpc.RpcMethodHandler:
+    """A handler of the same streaming kind as `handler` that ends every call with code and details."""
+    kind = next(k for k in _KINDS if getattr(handler, k) is not None)
+
+    def refuse(request, context):
+        context.abort(code, details)
+
+    return handler._replace(**{kind: refuse})
+
+
+class AroundInterceptor(grpc.ServerInterceptor):
+    """Runs each known method inside around(method, context)."""
+
+    def __init__(self, around: Around) -> None:
+        self._around = around
+
+    def intercept_service(self, continuation, handler_call_details):
+        return wrap_handler(continuation(handler_call_details), handler_call_details.method, self._around)
