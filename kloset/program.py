@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import grpc
+
 from kloset.core.classifier import AttributeClassifier, AttributeEngine
 from kloset.core.config import Role, Settings
 from kloset.core.index.garment_images import GarmentImages
@@ -30,11 +32,16 @@ from kloset.core.ingest.queue import IngestQueue, connect
 from kloset.core.models.attributes import AttributeModel
 from kloset.core.models.runtime import configure_threads
 from kloset.core.models.segmenter import Segmenter
+from kloset.core.telemetry import process_registry
 from kloset.services.attribute.client import RemoteAttributeClassifier
 from kloset.services.attribute.servicer import SERVICE_NAME as ATTRIBUTE_SERVICE
 from kloset.services.attribute.servicer import AttributeServicer
+from kloset.services.auth import ApiKeyInterceptor
+from kloset.services.channels import open_channel, server_credentials
 from kloset.services.ingest.servicer import SERVICE_NAME as INGEST_SERVICE
 from kloset.services.ingest.servicer import IngestServicer
+from kloset.services.interceptors import AroundInterceptor, request_scope
+from kloset.services.metrics import MetricsServer, start_metrics_server
 from kloset.services.search.servicer import SERVICE_NAME as SEARCH_SERVICE
 from kloset.services.search.servicer import SearchServicer
 from kloset.services.server import RoleServer, start_server
@@ -48,6 +55,7 @@ class Program:
     settings: Settings
     roles: frozenset[Role]
     servers: list[RoleServer] = field(default_factory=list)
+    metrics: MetricsServer | None = None  # when KLOSET_METRICS_PORT is set
     stopping: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _closers: list = field(default_factory=list)
@@ -60,6 +68,7 @@ class Program:
             store = self._store() if self.roles & {Role.SEARCH, Role.WORKER} else None
             queue = self._queue() if self.roles & {Role.INGEST, Role.WORKER} else None
             blobs = BlobStore(s.blob_root) if self.roles & {Role.INGEST, Role.SEARCH, Role.WORKER} else None
+            self._start_metrics(queue, store)
             if Role.ATTRIBUTE in self.roles:
                 servicer = AttributeServicer(classifier, s.max_garments_per_request)
                 self._serve(Role.ATTRIBUTE, servicer.register, [ATTRIBUTE_SERVICE])
@@ -102,7 +111,7 @@ class Program:
                 model, s.max_image_pixels, segmenter, max_garments=s.max_garments_per_request,
                 batch_garments=s.batch_garments, batch_wait_ms=s.batch_wait_ms,
             )  # fmt: skip
-        remote = RemoteAttributeClassifier(s.attribute_addr, max_message_bytes=s.max_message_bytes)
+        remote = RemoteAttributeClassifier(open_channel(s, s.attribute_addr), timeout_s=s.call_timeout_s)
         self._closers.append(remote.close)
         return remote
 
@@ -139,6 +148,13 @@ class Program:
         queue.ensure_group()
         return queue
 
+    def _start_metrics(self, queue: IngestQueue | None, store: GarmentStore | None) -> None:
+        """/metrics for this process, before any server starts, so every server's calls are counted."""
+        s = self.settings
+        if s.metrics_port is not None:
+            self.metrics = start_metrics_server(s.host, s.metrics_port, process_registry(queue=queue, store=store))
+            self._closers.append(self.metrics.stop)  # closed before the store and queue it reads (reverse order)
+
     def _serve(self, role: Role, register, service_names: Iterable[str]) -> None:
         s = self.settings
         server = start_server(
@@ -150,8 +166,17 @@ class Program:
             max_message_bytes=s.max_message_bytes,
             threads=s.grpc_threads,
             max_concurrent_rpcs=s.max_concurrent_rpcs,
+            interceptors=self._interceptors(),
+            credentials=server_credentials(s),
         )
         self.servers.append(server)
+
+    def _interceptors(self) -> list[grpc.ServerInterceptor]:
+        """Outermost first: metrics (so refused calls are counted too), the request's id and deadline for
+        everything after, then the API key check."""
+        keys = self.settings.accepted_api_keys
+        metrics = [self.metrics.interceptor] if self.metrics else []
+        return [*metrics, AroundInterceptor(request_scope), *([ApiKeyInterceptor(keys)] if keys else [])]
 
     def _start_workers(self, queue: IngestQueue, indexer: GarmentIndexer) -> None:
         s = self.settings

@@ -5,15 +5,19 @@ the call as it runs (request id, deadline, metrics) wraps the handler's behaviou
 a generator that grpc drains later, so its wrapper stays open until the stream ends.
 """
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 
 import grpc
+
+from kloset.core import request_context
 
 # (the method's full name, the call's context) -> a context manager open while the method runs
 Around = Callable[[str, grpc.ServicerContext], AbstractContextManager]
 
 _KINDS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
+REQUEST_ID_HEADER = "x-request-id"
+_NO_DEADLINE_S = 1e9  # grpc reports a call without a deadline as ~292 years remaining
 
 
 def wrap_handler(handler: grpc.RpcMethodHandler | None, method: str, around: Around) -> grpc.RpcMethodHandler | None:
@@ -55,3 +59,15 @@ class AroundInterceptor(grpc.ServerInterceptor):
 
     def intercept_service(self, continuation, handler_call_details):
         return wrap_handler(continuation(handler_call_details), handler_call_details.method, self._around)
+
+
+@contextmanager
+def request_scope(method: str, context: grpc.ServicerContext) -> Iterator[None]:
+    """The call's x-request-id (made up when absent or unusable) and deadline, for the core and every log line;
+    the id goes back to the caller in the initial metadata, so a client can quote it."""
+    offered = next((v for k, v in context.invocation_metadata() if k == REQUEST_ID_HEADER), None)
+    request = request_context.usable_request_id(offered if isinstance(offered, str) else None)
+    context.send_initial_metadata(((REQUEST_ID_HEADER, request),))
+    remaining = context.time_remaining()
+    with request_context.bound(request, remaining if remaining is not None and remaining < _NO_DEADLINE_S else None):
+        yield

@@ -7,7 +7,15 @@ from typing import TypeVar
 
 import grpc
 
-from kloset.core.errors import InvalidInput, KlosetError, ModelError, NotFound, Overloaded, Unavailable
+from kloset.core.errors import (
+    DeadlineExceeded,
+    InvalidInput,
+    KlosetError,
+    ModelError,
+    NotFound,
+    Overloaded,
+    Unavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -17,6 +25,7 @@ _CODES: tuple[tuple[type[KlosetError], grpc.StatusCode], ...] = (
     (Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (Unavailable, grpc.StatusCode.UNAVAILABLE),
     (ModelError, grpc.StatusCode.FAILED_PRECONDITION),
+    (DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
 )
 
 F = TypeVar("F", bound=Callable)

@@ -6,6 +6,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from kloset.core.config import Role, Settings
+from kloset.services.channels import open_channel
 from kloset.v1 import attribute_pb2_grpc, ingest_pb2_grpc, search_pb2_grpc
 
 
@@ -17,17 +18,14 @@ def rpc_message(error: grpc.RpcError) -> str:
     code = error.code()
     if code == grpc.StatusCode.UNAVAILABLE:
         return f"service unavailable ({error.details()}); is `kloset serve` running?"
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return f"UNAUTHENTICATED: {error.details()} (set KLOSET_API_KEY)"
     return f"{code.name}: {error.details()}"
 
 
 def _channel(settings: Settings, role: Role) -> grpc.Channel:
-    return grpc.insecure_channel(
-        settings.addr_of(role),
-        options=[
-            ("grpc.max_receive_message_length", settings.max_message_bytes),
-            ("grpc.max_send_message_length", settings.max_message_bytes),
-        ],
-    )
+    """TLS and the API key as the services' settings say (services.channels)."""
+    return open_channel(settings, settings.addr_of(role))
 
 
 @dataclass

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from kloset.core import request_context
 from kloset.core.errors import InvalidInput
 from kloset.core.garments.crop import crop_garment
 from kloset.core.garments.images import decode_image
@@ -117,6 +118,7 @@ class AttributeEngine:
         height, width = pixels.shape[:2]
         fitted = [fit_region(r, width, height, f"garment {i + 1}") for i, r in enumerate(regions)]
         if not fitted and self._segmenter is not None:
+            request_context.check_deadline("segmentation")
             fitted = self._segmenter.regions(pixels)  # a street photo: one garment per group found
         fitted = fitted or [Region()]
         inputs = [model_input(crop_garment(pixels, r, self._model.input_size), r.group) for r in fitted]

@@ -175,12 +175,33 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _check_api_keys(self) -> "Settings":
+        # A keys file that yields no key would silently leave every service open: refuse it instead.
+        if self.api_keys_file is not None and not _keys_in(self.api_keys_file.read_text(errors="replace")):
+            raise ValueError(f"KLOSET_API_KEYS_FILE: no key in {self.api_keys_file} (one key per line)")
+        if self.api_keys is not None and not _keys_in(self.api_keys.get_secret_value().replace(",", "\n")):
+            raise ValueError("KLOSET_API_KEYS: no key in it (comma-separated keys); unset it to turn keys off")
+        return self
+
+    @model_validator(mode="after")
     def _check_store(self) -> "Settings":
         if self.store is StoreBackend.SERVER and not self.qdrant_url:
             raise ValueError("KLOSET_STORE=server needs KLOSET_QDRANT_URL")
         if self.store in (StoreBackend.EDGE, StoreBackend.LOCAL) and self.qdrant_url:
             raise ValueError(f"KLOSET_STORE={self.store.value} is in-process: unset KLOSET_QDRANT_URL")
         return self
+
+    @property
+    def accepted_api_keys(self) -> tuple[str, ...]:
+        """Every key the servers accept (KLOSET_API_KEYS and the file's); empty: keys are off."""
+        keys = _keys_in(self.api_keys.get_secret_value().replace(",", "\n")) if self.api_keys else ()
+        file_keys = _keys_in(self.api_keys_file.read_text(errors="replace")) if self.api_keys_file else ()
+        return tuple(dict.fromkeys((*keys, *file_keys)))
+
+    @property
+    def client_tls(self) -> bool:
+        """Whether clients (CLI, roles calling roles) use TLS: asked for, or implied by a CA or by serving TLS."""
+        return self.tls or self.tls_ca is not None or self.tls_cert is not None
 
     @property
     def store_backend(self) -> StoreBackend:
@@ -248,6 +269,12 @@ class Settings(BaseSettings):
 
 
 ENV_PREFIX = "KLOSET_"
+
+
+def _keys_in(text: str) -> tuple[str, ...]:
+    """Keys one per line; blank lines and # comments are not keys."""
+    lines = (line.strip() for line in text.splitlines())
+    return tuple(line for line in lines if line and not line.startswith("#"))
 
 
 class ConfigError(ValueError):

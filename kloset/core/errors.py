@@ -43,3 +43,7 @@ def quoted(value: object, limit: int = 60) -> str:
         size = f"{len(text)} characters"
         longer = len(text) > limit
     return f"{text[:limit]}… ({size})" if longer else text
+
+
+class DeadlineExceeded(KlosetError):
+    """The caller's deadline passed: nobody waits for the answer any more, so the work behind it stops."""

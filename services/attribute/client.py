@@ -1,5 +1,6 @@
 """The attribute service seen from other roles: an AttributeClassifier that calls it over gRPC."""
 
+import contextvars
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -13,18 +14,12 @@ from kloset.v1 import attribute_pb2, attribute_pb2_grpc
 
 
 class RemoteAttributeClassifier:
-    def __init__(
-        self, address: str, *, max_message_bytes: int, timeout_s: float = 60.0, concurrent_requests: int = 8
-    ) -> None:
-        """concurrent_requests: how many photos of one classify_prepared call are in flight at once; the
-        attribute service batches concurrent requests into shared forward passes."""
-        self._channel = grpc.insecure_channel(
-            address,
-            options=[
-                ("grpc.max_receive_message_length", max_message_bytes),
-                ("grpc.max_send_message_length", max_message_bytes),
-            ],
-        )
+    def __init__(self, channel: grpc.Channel, *, timeout_s: float = 60.0, concurrent_requests: int = 8) -> None:
+        """channel: from services.channels.open_channel (key, TLS, request id and deadline); timeout_s: the most a
+        call may take when the request being served has no deadline of its own. concurrent_requests: how many
+        photos of one classify_prepared call are in flight at once; the attribute service batches concurrent
+        requests into shared forward passes."""
+        self._channel = channel
         self._stub = attribute_pb2_grpc.AttributeServiceStub(self._channel)
         self._timeout_s = timeout_s
         self._pool = ThreadPoolExecutor(concurrent_requests, thread_name_prefix="attribute-client")
@@ -43,7 +38,9 @@ class RemoteAttributeClassifier:
         return PreparedPhoto(image, regions)  # the service decodes and crops
 
     def classify_prepared(self, photos: Sequence[PreparedPhoto]) -> list[Classification | Exception]:
-        return list(self._pool.map(self._outcome, photos))
+        # Each call runs in a copy of this thread's context: the request's id and deadline go with it.
+        calls = [self._pool.submit(contextvars.copy_context().run, self._outcome, photo) for photo in photos]
+        return [call.result() for call in calls]
 
     def _outcome(self, photo: PreparedPhoto) -> Classification | Exception:
         try:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from kloset.core import request_context
 from kloset.core.classifier import AttributeClassifier
 from kloset.core.errors import InvalidInput, NotFound, quoted
 from kloset.core.garments.labels import Group, categories_of, parse_category, parse_color
@@ -197,6 +198,7 @@ class SearchEngine:
         wanted = options.offset + top_k
         steps = strict_steps(caller, query) if policy is FilterPolicy.STRICT else [_Step(caller)]
         for step in steps:
+            request_context.check_deadline("searching the catalog")  # each relaxed step is another store query
             hits = self._ranked(query, step.filter, policy, options, wanted)
             if len(hits) >= wanted:
                 break

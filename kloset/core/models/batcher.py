@@ -11,6 +11,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from kloset.core import request_context
+from kloset.core.errors import DeadlineExceeded
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -21,6 +24,10 @@ class _Request(Generic[T, R]):
     results: list[R] | None = None
     error: BaseException | None = None
     done: bool = False
+    deadline: float | None = None  # its caller's (time.monotonic()); once passed, the request leaves unserved
+
+    def expired(self, now: float) -> bool:
+        return self.deadline is not None and now >= self.deadline
 
 
 class MicroBatcher(Generic[T, R]):
@@ -49,7 +56,9 @@ class MicroBatcher(Generic[T, R]):
 
     def run_many(self, requests: Sequence[Sequence[T]]) -> list[list[R] | BaseException]:
         """Several requests of one caller, batched with everyone's; each gets its results or its own error."""
-        mine = [_Request[T, R](list(items)) for items in requests]
+        request_context.check_deadline("the forward pass")
+        deadline = request_context.deadline()
+        mine = [_Request[T, R](list(items), deadline=deadline) for items in requests]
         with self._cond:
             self._queued.extend(r for r in mine if r.items)
             self._cond.notify_all()  # a leader waiting to fill its pass
@@ -79,6 +88,8 @@ class MicroBatcher(Generic[T, R]):
                     self._cond.wait(left)
         with self._cond:
             batch = self._take()
+        if not batch:  # every queued request had expired
+            return
         self._concurrent = len(batch) > 1
         try:
             self._pass(batch)
@@ -93,10 +104,17 @@ class MicroBatcher(Generic[T, R]):
         return sum(len(r.items) for r in self._queued)
 
     def _take(self) -> list[_Request[T, R]]:
-        """Whole requests in arrival order up to max_items (always at least one)."""
-        batch, count = [], 0
+        """Whole requests in arrival order up to max_items (always at least one, unless every one has expired).
+
+        A request whose caller's deadline passed while it queued is answered DeadlineExceeded instead: no pass
+        is spent on an answer nobody waits for."""
+        batch, count, now = [], 0, time.monotonic()
         while self._queued and (not batch or count + len(self._queued[0].items) <= self.max_items):
             request = self._queued.pop(0)
+            if request.expired(now):
+                request.error = DeadlineExceeded("the deadline passed while waiting for the forward pass")
+                request.done = True
+                continue
             batch.append(request)
             count += len(request.items)
         return batch

@@ -1,0 +1,89 @@
+"""Channels to kloset roles, for the CLI and for roles calling each other: TLS, the API key, the request id and
+the caller's deadline are set here and nowhere else. The servers' side (TLS credentials) lives here too, so one
+module reads the certificate settings."""
+
+import collections
+
+import grpc
+
+from kloset.core import request_context
+from kloset.core.config import Settings
+from kloset.core.errors import DeadlineExceeded
+
+
+def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS for every server when KLOSET_TLS_CERT and KLOSET_TLS_KEY are set; None: plaintext."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    return grpc.ssl_server_credentials([(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())])
+
+
+def channel_credentials(settings: Settings) -> grpc.ChannelCredentials | None:
+    """TLS trusting KLOSET_TLS_CA (else the system store) when the client side of TLS is on; None: plaintext."""
+    if not settings.client_tls:
+        return None
+    return grpc.ssl_channel_credentials(root_certificates=settings.tls_ca.read_bytes() if settings.tls_ca else None)
+
+
+def open_channel(settings: Settings, address: str) -> grpc.Channel:
+    """A channel to a kloset role at `address` that sends the API key and the current request's id and deadline.
+
+    round_robin spreads calls over every address the name resolves to (several attribute replicas behind one DNS
+    name); with one address it is the same as the default."""
+    options = [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.lb_policy_name", "round_robin"),
+    ]
+    credentials = channel_credentials(settings)
+    channel = (
+        grpc.secure_channel(address, credentials, options) if credentials else grpc.insecure_channel(address, options)
+    )
+    api_key = settings.api_key.get_secret_value() if settings.api_key else None
+    return grpc.intercept_channel(channel, OutgoingCallInterceptor(api_key))
+
+
+_CALL_FIELDS = ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression")
+
+
+class _CallDetails(collections.namedtuple("_CallDetails", _CALL_FIELDS), grpc.ClientCallDetails):
+    pass
+
+
+class OutgoingCallInterceptor(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    """Adds `authorization: Bearer <key>` and x-request-id to every call, and cuts its timeout to what is left of
+    the request being served (a caller's deadline always wins over a role's own timeout)."""
+
+    def __init__(self, api_key: str | None) -> None:
+        self._api_key = api_key
+
+    def _details(self, details: grpc.ClientCallDetails) -> _CallDetails:
+        metadata = list(details.metadata or ())
+        if self._api_key:
+            metadata.append(("authorization", f"Bearer {self._api_key}"))
+        if (request_id := request_context.request_id()) is not None:
+            metadata.append(("x-request-id", request_id))
+        timeout = details.timeout
+        if (left := request_context.remaining_s()) is not None:
+            if left <= 0:
+                raise DeadlineExceeded(f"the deadline passed before calling {details.method}")
+            timeout = left if timeout is None else min(timeout, left)
+        return _CallDetails(details.method, timeout, metadata, details.credentials, details.wait_for_ready,
+                            details.compression)  # fmt: skip
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_unary_stream(self, continuation, client_call_details, request):
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_stream_unary(self, continuation, client_call_details, request_iterator):
+        return continuation(self._details(client_call_details), request_iterator)
+
+    def intercept_stream_stream(self, continuation, client_call_details, request_iterator):
+        return continuation(self._details(client_call_details), request_iterator)
