@@ -279,17 +279,20 @@ def _serve(args, settings) -> int:
 
 
 def _configure_logging(settings, level: str | None) -> None:
-    """KLOSET_LOG_FORMAT=json: one JSON object per line (python-json-logger), for log collectors."""
+    """KLOSET_LOG_FORMAT=json: one JSON object per line (python-json-logger), for log collectors. Every line
+    carries the request id (x-request-id) of the call or worker job it belongs to, "-" outside one."""
     from kloset.core.config import LogFormat
+    from kloset.core.request_context import RequestIdFilter
 
     handler = logging.StreamHandler()
-    fields = "%(asctime)s %(levelname)s %(name)s %(message)s"
+    handler.addFilter(RequestIdFilter())
+    fields = "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s"
     if settings.log_format is LogFormat.JSON:
         from pythonjsonlogger.json import JsonFormatter
 
         handler.setFormatter(JsonFormatter(fields, rename_fields={"levelname": "level", "name": "logger"}))
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"))
     logging.basicConfig(level=(level or settings.log_level).upper(), handlers=[handler], force=True)
 
 

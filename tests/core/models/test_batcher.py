@@ -103,3 +103,45 @@ def test_an_empty_request_needs_no_pass():
     run = Doubler()
     assert MicroBatcher(run, max_items=4, max_wait_s=0.0).run_many([[], [1]]) == [[], [2]]
     assert run.passes == [[1]]
+
+
+def test_a_request_whose_deadline_passes_while_queued_gets_no_pass():
+    from kloset.core import request_context
+    from kloset.core.errors import DeadlineExceeded
+
+    run = Doubler()
+    batcher = MicroBatcher(run, max_items=16, max_wait_s=0.0)
+    run.gate.clear()
+    first, first_out = call_concurrently(batcher, [[100]])
+    run.entered.wait(10)  # a pass holds the model; the next caller queues with a short deadline
+    late: list = []
+
+    def call_with_deadline():
+        with request_context.bound("late", timeout_s=0.05):
+            try:
+                late.append(batcher([7]))
+            except DeadlineExceeded as exc:
+                late.append(exc)
+
+    caller = threading.Thread(target=call_with_deadline)
+    caller.start()
+    while not batcher._queued:
+        threading.Event().wait(0.01)
+    threading.Event().wait(0.1)  # its deadline passes while it waits
+    run.gate.set()
+    for thread in [*first, caller]:
+        thread.join(10)
+    assert first_out == [[200]]
+    assert isinstance(late[0], DeadlineExceeded)
+    assert run.passes == [[100]]  # no forward pass was spent on the expired request
+
+
+def test_a_request_already_past_its_deadline_is_refused_at_once():
+    from kloset.core import request_context
+    from kloset.core.errors import DeadlineExceeded
+
+    run = Doubler()
+    batcher = MicroBatcher(run, max_items=16, max_wait_s=0.0)
+    with request_context.bound("gone", timeout_s=0.0), pytest.raises(DeadlineExceeded, match="forward pass"):
+        batcher([1])
+    assert run.passes == []
