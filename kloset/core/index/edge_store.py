@@ -35,6 +35,7 @@ from kloset.core.index.store import (
     point_id,
     vector_list,
 )
+from kloset.core.telemetry import STORE_SEARCH, STORE_UPSERT
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,7 @@ class EdgeGarmentStore:
                 self._reading[id(shard)] -= 1
                 self._readers.notify_all()
 
+    @STORE_SEARCH.time()
     def candidates(
         self, vector: np.ndarray, using: str, where: StoreFilter, limit: int, *, exact: bool = False
     ) -> list[Candidate]:
@@ -190,6 +192,7 @@ class EdgeGarmentStore:
 
     # -- writes ------------------------------------------------------------------------------------------------
 
+    @STORE_UPSERT.time()
     def upsert(self, garments: Sequence[CatalogGarment]) -> None:
         if garments:
             self._write(qe.UpdateOperation.upsert_points(_points(garments)), [point_id(g.item_id) for g in garments])

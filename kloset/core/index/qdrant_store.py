@@ -27,6 +27,7 @@ from kloset.core.index.store import (
     point_id,
     vector_list,
 )
+from kloset.core.telemetry import STORE_SEARCH, STORE_UPSERT
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +173,7 @@ class QdrantGarmentStore:
         """A new, empty collection beside the one the alias names."""
         return QdrantRebuild(self, self._create_collection())
 
+    @STORE_UPSERT.time()
     def upsert(self, garments: Sequence[CatalogGarment]) -> None:
         self._upsert_into(self._collection, garments)
 
@@ -187,6 +189,7 @@ class QdrantGarmentStore:
         if points:
             self._call(self._client.upsert, collection, points=points, wait=True)
 
+    @STORE_SEARCH.time()
     def candidates(self, vector, using: str, where: StoreFilter, limit: int, *, exact: bool = False) -> list[Candidate]:
         other = COLOR if using == VISUAL else VISUAL
         response = self._call(

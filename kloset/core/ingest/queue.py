@@ -16,6 +16,7 @@ from enum import StrEnum
 import redis
 
 from kloset.core.errors import NotFound, Overloaded, Unavailable, quoted
+from kloset.core.telemetry import JOBS_DONE, JOBS_FAILED, JOBS_RETRIED
 
 TERMINAL_STATES = frozenset({"done", "failed", "skipped"})
 _MAX_JOBS_NAMED = 5  # in an error message about job ids a caller sent
@@ -289,6 +290,7 @@ class IngestQueue:
             tx.xack(self.stream, self.group, delivery.entry_id)
             tx.xdel(self.stream, delivery.entry_id)
             tx.execute()
+        JOBS_DONE.inc()
 
     def fail(self, delivery: Delivery, reason: str) -> None:
         """Move a job that cannot succeed to the dead letters (before acknowledging it) and record why."""
@@ -301,10 +303,12 @@ class IngestQueue:
             tx.xack(self.stream, self.group, delivery.entry_id)
             tx.xdel(self.stream, delivery.entry_id)
             tx.execute()
+        JOBS_FAILED.inc()
 
     def note_error(self, delivery: Delivery, reason: str) -> None:
         """Record a transient failure; the entry stays pending and is retried after the claim idle time."""
         self._update(delivery.job_id, state=JobState.QUEUED, error=reason, attempts=delivery.deliveries)
+        JOBS_RETRIED.inc()
 
     def dead_letters(self, limit: int = 100) -> tuple[list[DeadLetter], int]:
         """The oldest dead letters (at most limit) and how many there are."""

@@ -28,6 +28,7 @@ from kloset.core.models.backbone import (
     preprocess,
 )
 from kloset.core.models.predictions import GarmentPrediction
+from kloset.core.telemetry import ATTRIBUTE_FORWARD
 
 INFO_FILE = "model.json"
 HEADS_FILE = "heads.weights.h5"
@@ -213,7 +214,7 @@ class AttributeModel:
         pixels = np.stack([i.pixels for i in inputs])
         images = preprocess(np.concatenate([pixels, pixels[:, :, ::-1]]))
         stats = np.stack([i.color_stats for i in inputs])
-        with self._lock:
+        with self._lock, ATTRIBUTE_FORWARD.time():
             out = self._forward(images, np.concatenate([stats, stats]))
         n = len(inputs)
         category_p = _mean_of_views(out["category"], n)

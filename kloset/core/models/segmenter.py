@@ -24,6 +24,7 @@ from kloset.core.garments.regions import Region
 from kloset.core.models.attributes import file_sha256, load_checked_weights
 from kloset.core.models.backbone import NAME as BACKBONE
 from kloset.core.models.backbone import STRIDE, TAPS, build_network, default_weights_path, preprocess
+from kloset.core.telemetry import SEGMENTER_FORWARD
 
 INFO_FILE = "segmenter.json"
 WEIGHTS_FILE = "decoder.weights.h5"
@@ -199,7 +200,7 @@ class Segmenter:
         # The photo and its mirror image in one batch, their answers averaged (mirroring was the training
         # augmentation, so the model should agree with itself; where it does not, averaging hedges).
         batch = preprocess(np.stack([placed, placed[:, ::-1]]))
-        with self._lock:
+        with self._lock, SEGMENTER_FORWARD.time():
             logits = np.asarray(self._forward(batch))
         probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
         probs /= probs.sum(axis=-1, keepdims=True)
