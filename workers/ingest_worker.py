@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 
+from kloset.core import request_context
 from kloset.core.classifier import DEFAULT_BATCH_GARMENTS, DEFAULT_BATCH_WAIT_MS
 from kloset.core.errors import InvalidInput, NotFound, Unavailable
 from kloset.core.index.indexing import GarmentIndexer, PreparedJob
@@ -127,26 +128,31 @@ class IngestWorker:
             return False
         job = self._queue.get_job(delivery.job_id) if delivery.job_id else None
         last = job.error if job else ""
-        self._queue.fail(delivery, f"gave up after {delivery.deliveries - 1} attempts: {last}")
+        with _job_scope(delivery):
+            log.info("job %s failed after %d attempts: %s", delivery.job_id, delivery.deliveries - 1, last)
+            self._queue.fail(delivery, f"gave up after {delivery.deliveries - 1} attempts: {last}")
         return True
 
     def _not_done(self, delivery: Delivery, exc: Exception) -> bool:
         """Fail the job if its input is bad, else record the error and leave it pending; True when it is retried."""
-        if isinstance(exc, _FINAL):
-            log.info("job %s failed: %s", delivery.job_id, exc)
-            self._queue.fail(delivery, str(exc))
-            return False
-        log.warning("job %s will be retried: %s", delivery.job_id, exc, exc_info=not isinstance(exc, Unavailable))
-        self._queue.note_error(delivery, f"{type(exc).__name__}: {exc}")
-        return True
+        with _job_scope(delivery):
+            if isinstance(exc, _FINAL):
+                log.info("job %s failed: %s", delivery.job_id, exc)
+                self._queue.fail(delivery, str(exc))
+                return False
+            log.warning("job %s will be retried: %s", delivery.job_id, exc, exc_info=not isinstance(exc, Unavailable))
+            self._queue.note_error(delivery, f"{type(exc).__name__}: {exc}")
+            return True
 
     def _complete(self, delivery: Delivery, item_ids: list[str]) -> bool:
-        try:
-            self._queue.complete(delivery, item_ids)
-        except Exception:  # e.g. Redis went away while acknowledging: the entry stays pending, the store has it
-            log.exception("%s: job %s left pending", self.consumer, delivery.job_id)
-            return False
-        return True
+        with _job_scope(delivery):
+            try:
+                self._queue.complete(delivery, item_ids)
+            except Exception:  # e.g. Redis went away while acknowledging: the entry stays pending, the store has it
+                log.exception("%s: job %s left pending", self.consumer, delivery.job_id)
+                return False
+            log.info("job %s done: %s", delivery.job_id, ", ".join(item_ids) or "no garment")
+            return True
 
     def _map(self, prepare: Callable, specs: Sequence) -> list:
         """prepare over specs on the pool (in this thread without one); an exception is the job's outcome."""
@@ -164,6 +170,11 @@ class IngestWorker:
     def _back_off(self) -> None:
         self._failures_in_a_row += 1
         self._stop.wait(min(_MAX_BACKOFF_S, self._backoff_s * 2 ** min(self._failures_in_a_row - 1, 6)))
+
+
+def _job_scope(delivery: Delivery):
+    """Log lines about a job carry the request id of the submission that queued it."""
+    return request_context.bound(delivery.spec.request_id or None)
 
 
 def _garments(deliveries: Sequence[Delivery]) -> int:

@@ -1,6 +1,7 @@
 """The gRPC API end to end: every role running in one process on real ports, a real redis-server, Qdrant local."""
 
 import io
+import logging
 import json
 import time
 
@@ -317,3 +318,21 @@ def test_search_options_page_group_and_refuse_bad_values(stubs, ingested):
     assert items(min_score=1e9) == []
     assert_invalid(lambda: items(offset=1_000_000), "offset must be between")
     assert_invalid(lambda: items(policy=42), "unknown filter policy")
+
+
+def test_a_submissions_request_id_follows_it_into_the_worker_job(stubs, sample_catalog, caplog):
+    from kloset.core.request_context import RequestIdFilter
+
+    caplog.handler.addFilter(RequestIdFilter())
+    caplog.set_level(logging.INFO, logger="kloset.workers")
+    request = ingest_pb2.SubmitRequest(
+        image=(sample_catalog / "images" / "0013.jpg").read_bytes(),
+        label_json=(sample_catalog / "labels" / "0013.json").read_bytes(),
+        filename="0013.jpg",
+    )
+    job, call = stubs["ingest"].Submit.with_call(request, timeout=30, metadata=[("x-request-id", "catalog-run-9")])
+    assert ("x-request-id", "catalog-run-9") in call.initial_metadata()
+    [done] = wait_for(stubs, [job.job.job_id])
+    assert done.state == ingest_pb2.JOB_STATE_DONE, done.error
+    worker_lines = [r for r in caplog.records if job.job.job_id in r.getMessage()]
+    assert worker_lines and all(r.request_id == "catalog-run-9" for r in worker_lines)

@@ -3,6 +3,7 @@ docker-compose), both listening with TLS and wanting keys, the roles calling eac
 
 import logging
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +15,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from kloset.services.channels import open_channel
 
+from kloset.bench.stack import free_port
 from kloset.core.config import Role
+from kloset.core.errors import Unavailable
+from kloset.core.ingest.embedded_redis import find_redis_server
 from kloset.program import Program
 from kloset.v1 import attribute_pb2, attribute_pb2_grpc, ingest_pb2, ingest_pb2_grpc, search_pb2, search_pb2_grpc
 from tests.conftest import role_settings
@@ -182,3 +186,49 @@ def test_the_cli_sends_the_key_over_tls_and_says_when_it_is_missing(rest, certif
     missing = subprocess.run([KLOSET, "stats"], env=env, capture_output=True, text=True, timeout=60)
     assert missing.returncode != 0
     assert "UNAUTHENTICATED" in missing.stderr and "KLOSET_API_KEY" in missing.stderr
+
+
+@pytest.fixture
+def secured_redis(tmp_path, certificate):
+    """A real redis-server that wants a password and speaks only TLS (skipped where it was built without TLS)."""
+    cert, key = certificate
+    port = free_port()
+    server = subprocess.Popen(
+        [find_redis_server(), "--port", "0", "--tls-port", str(port), "--tls-cert-file", str(cert),
+         "--tls-key-file", str(key), "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no",
+         "--requirepass", "redis-secret", "--save", "", "--dir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    if server.poll() is not None:
+        pytest.skip(f"this redis-server cannot serve TLS: {server.stdout.read()[-300:]}")
+    yield f"rediss://localhost:{port}/0"
+    server.terminate()
+    server.wait(10)
+
+
+def test_the_queue_reaches_redis_over_tls_with_a_password(secured_redis, tmp_path, certificate):
+    cert, key = certificate
+    settings = role_settings(tmp_path, tmp_path, redis_url=secured_redis, redis_password="redis-secret",
+                             tls_ca=cert, tls_cert=cert, tls_key=key)  # fmt: skip
+    program = Program(settings, frozenset({Role.INGEST}))
+    program.start()
+    try:
+        stub = ingest_pb2_grpc.IngestServiceStub(open_channel(settings, f"localhost:{program.servers[0].port}"))
+        assert stub.GetQueueStats(ingest_pb2.GetQueueStatsRequest(), timeout=10).queued == 0
+    finally:
+        program.stop()
+
+
+def test_a_wrong_redis_password_stops_the_start_without_showing_it(secured_redis, tmp_path, certificate):
+    settings = role_settings(tmp_path, tmp_path, redis_url=secured_redis, redis_password="not-the-password",
+                             tls_ca=certificate[0])  # fmt: skip
+    with pytest.raises(Unavailable, match="invalid username-password pair") as info:
+        Program(settings, frozenset({Role.INGEST})).start()
+    assert "not-the-password" not in str(info.value)

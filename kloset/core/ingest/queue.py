@@ -10,11 +10,12 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 import redis
 
+from kloset.core import request_context
 from kloset.core.errors import NotFound, Overloaded, Unavailable, quoted
 from kloset.core.telemetry import JOBS_DONE, JOBS_FAILED, JOBS_RETRIED
 
@@ -39,6 +40,7 @@ class JobSpec:
     item_id: str
     filename: str
     item_ids: tuple[str, ...]
+    request_id: str = ""  # the submission's x-request-id: the worker's log lines for the job carry it
 
     def fields(self) -> dict[str, str]:
         """The spec as stream entry fields."""
@@ -48,6 +50,7 @@ class JobSpec:
             "item_id": self.item_id,
             "filename": self.filename,
             "item_ids": json.dumps(list(self.item_ids)),
+            "request_id": self.request_id,
         }
 
     @classmethod
@@ -59,6 +62,7 @@ class JobSpec:
             item_id=fields.get("item_id", ""),
             filename=fields.get("filename", ""),
             item_ids=tuple(json.loads(fields.get("item_ids", "[]"))),
+            request_id=fields.get("request_id", ""),  # absent on jobs queued before request ids
         )
 
 
@@ -98,9 +102,17 @@ class QueueStats:
     consumers: dict[str, int] = field(default_factory=dict)
 
 
-def connect(url: str) -> redis.Redis:
-    """A Redis client for kloset's queue (decoded strings, bounded timeouts)."""
-    return redis.Redis.from_url(url, decode_responses=True, socket_timeout=30, health_check_interval=30)
+def connect(url: str, password: str | None = None, ca_file: str | None = None) -> redis.Redis:
+    """A Redis client for kloset's queue (decoded strings, bounded timeouts).
+
+    password: when given, it wins over one in the URL. A rediss:// URL speaks TLS, verifying the server against
+    ca_file when given, else the system's trust store."""
+    options: dict = {"decode_responses": True, "socket_timeout": 30, "health_check_interval": 30}
+    if password is not None:
+        options["password"] = password
+    if url.startswith("rediss://") and ca_file is not None:
+        options["ssl_ca_certs"] = ca_file
+    return redis.Redis.from_url(url, **options)
 
 
 class IngestQueue:
@@ -148,6 +160,8 @@ class IngestQueue:
             if backlog >= self._max_backlog:
                 raise Overloaded(f"the queue holds {backlog} unprocessed jobs (limit {self._max_backlog}); retry later")
             job = self._new_job(JobState.QUEUED, spec.item_ids)
+            if not spec.request_id:  # the job belongs to the request that submits it
+                spec = replace(spec, request_id=request_context.request_id() or "")
             return self._enqueue_once(job, spec, f"{self.stream}:content:{content_key}" if content_key else "")
         except redis.RedisError as exc:
             raise Unavailable(f"could not queue the job: {exc}") from None
