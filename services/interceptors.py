@@ -5,6 +5,8 @@ the call as it runs (request id, deadline, metrics) wraps the handler's behaviou
 a generator that grpc drains later, so its wrapper stays open until the stream ends.
 """
 
+import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
@@ -15,8 +17,11 @@ from kloset.core import request_context
 # (the method's full name, the call's context) -> a context manager open while the method runs
 Around = Callable[[str, grpc.ServicerContext], AbstractContextManager]
 
+log = logging.getLogger(__name__)
+
 _KINDS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
 REQUEST_ID_HEADER = "x-request-id"
+_HEALTH_PREFIX = "/grpc.health.v1."
 _NO_DEADLINE_S = 1e9  # grpc reports a call without a deadline as ~292 years remaining
 
 
@@ -69,5 +74,27 @@ def request_scope(method: str, context: grpc.ServicerContext) -> Iterator[None]:
     request = request_context.usable_request_id(offered if isinstance(offered, str) else None)
     context.send_initial_metadata(((REQUEST_ID_HEADER, request),))
     remaining = context.time_remaining()
+    started, failed = time.perf_counter(), True
     with request_context.bound(request, remaining if remaining is not None and remaining < _NO_DEADLINE_S else None):
-        yield
+        try:
+            yield
+            failed = False
+        finally:
+            _log_call(method, status_of(context, failed), time.perf_counter() - started)
+
+
+def _log_call(method: str, code: grpc.StatusCode, seconds: float) -> None:
+    """One access line per call, with the request id; health probes (every few seconds) only at DEBUG."""
+    level = logging.DEBUG if method.startswith(_HEALTH_PREFIX) else logging.INFO
+    log.log(level, "%s %s %.1f ms", method, code.name, seconds * 1000)
+
+
+def status_of(context: grpc.ServicerContext, failed: bool) -> grpc.StatusCode:
+    """The status grpc sends for a call that just ended: the code set on the context (context.abort sets it),
+    else CANCELLED or DEADLINE_EXCEEDED when the caller is gone, else UNKNOWN after an exception, else OK."""
+    code = context.code()
+    if code is not None:
+        return code
+    if not context.is_active():
+        return grpc.StatusCode.DEADLINE_EXCEEDED if context.time_remaining() <= 0 else grpc.StatusCode.CANCELLED
+    return grpc.StatusCode.UNKNOWN if failed else grpc.StatusCode.OK

@@ -16,7 +16,7 @@ from functools import partial
 from wsgiref.simple_server import WSGIServer
 
 import grpc
-from kloset.services.interceptors import wrap_handler
+from kloset.services.interceptors import status_of, wrap_handler
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
 log = logging.getLogger(__name__)
@@ -75,17 +75,6 @@ def call_labels(method: str, handler: grpc.RpcMethodHandler) -> tuple[str, str, 
         (True, True): "bidi_stream",
     }[(bool(handler.request_streaming), bool(handler.response_streaming))]
     return kind, service, name
-
-
-def status_of(context: grpc.ServicerContext, failed: bool) -> grpc.StatusCode:
-    """The status grpc sends for a call that just ended: the code set on the context (context.abort sets it),
-    else CANCELLED or DEADLINE_EXCEEDED when the caller is gone, else UNKNOWN after an exception, else OK."""
-    code = context.code()
-    if code is not None:
-        return code
-    if not context.is_active():
-        return grpc.StatusCode.DEADLINE_EXCEEDED if context.time_remaining() <= 0 else grpc.StatusCode.CANCELLED
-    return grpc.StatusCode.UNKNOWN if failed else grpc.StatusCode.OK
 
 
 @dataclass
