@@ -24,6 +24,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+_NOT_CARRIED = (
+    "KLOSET_REDIS_URL", "KLOSET_REDIS_PASSWORD", "KLOSET_QDRANT_URL", "KLOSET_QDRANT_API_KEY", "KLOSET_API_KEYS",
+    "KLOSET_API_KEYS_FILE", "KLOSET_API_KEY", "KLOSET_TLS_CERT", "KLOSET_TLS_KEY", "KLOSET_TLS_CA", "KLOSET_TLS",
+    "KLOSET_METRICS_PORT",
+)
+
+
 class TemporaryStack:
     """Every role of `kloset serve` in one child process, with all state under data_dir."""
 
@@ -36,8 +43,9 @@ class TemporaryStack:
             port = free_port()
             self.env[f"KLOSET_{role.name}_PORT"] = str(port)
             self.env[f"KLOSET_{role.name}_ADDR"] = f"127.0.0.1:{port}"
-        self.env.pop("KLOSET_REDIS_URL", None)
-        self.env.pop("KLOSET_QDRANT_URL", None)
+        # Its own redis-server and store; plaintext on loopback without keys or metrics, as the bench clients call it.
+        for name in _NOT_CARRIED:
+            self.env.pop(name, None)
         self.env.update(KLOSET_DATA_DIR=str(data_dir), KLOSET_HOST="127.0.0.1", **env)
         self.log = data_dir / "serve.log"
         self.process: subprocess.Popen | None = None
