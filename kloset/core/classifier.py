@@ -13,6 +13,7 @@ from kloset.core.errors import InvalidInput
 from kloset.core.garments.crop import crop_garment
 from kloset.core.garments.images import decode_image
 from kloset.core.garments.regions import Box, Region, fit_region
+from kloset.core.limits import InputLimits
 from kloset.core.models.batcher import MicroBatcher
 from kloset.core.models.predictions import GarmentPrediction
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:  # the models pull in TensorFlow; clients of this module's typ
     from kloset.core.models.attributes import AttributeModel, ModelInput
     from kloset.core.models.segmenter import Segmenter
 
-DEFAULT_MAX_GARMENTS = 16  # Settings.max_garments_per_request's default
+DEFAULT_MAX_GARMENTS = InputLimits.max_garments  # Settings.max_garments_per_request's default
 DEFAULT_BATCH_GARMENTS = 16  # Settings.batch_garments' default
 DEFAULT_BATCH_WAIT_MS = 5.0  # Settings.batch_wait_ms' default
 

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from kloset.core.index.edge_tuning import EdgeTuning
 from kloset.core.index.ranking import FilterPolicy, RankingWeights
 from kloset.core.index.store import StoreBackend
+from kloset.core.limits import InputLimits
 
 # models/ sits beside the package in the source tree and in the container image.
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -119,11 +120,11 @@ class Settings(BaseSettings):
     # Behaviour
     workers: int = Field(default=2, ge=0)
     top_k: int = Field(default=10, ge=1, le=1000)
-    max_image_pixels: int = Field(default=40_000_000, ge=1)
-    max_label_bytes: int = Field(default=4 * 1024 * 1024, ge=1)
-    max_polygons_per_garment: int = Field(default=64, ge=1, le=10_000)
-    max_points_per_polygon: int = Field(default=10_000, ge=3, le=1_000_000)
-    max_top_k: int = Field(default=1000, ge=1, le=10_000)
+    max_image_pixels: int = Field(default=InputLimits.max_pixels, ge=1)
+    max_label_bytes: int = Field(default=InputLimits.max_label_bytes, ge=1)
+    max_polygons_per_garment: int = Field(default=InputLimits.max_polygons, ge=1, le=10_000)
+    max_points_per_polygon: int = Field(default=InputLimits.max_points, ge=3, le=1_000_000)
+    max_top_k: int = Field(default=1000, ge=1, le=10_000)  # top_k a request may ask for; 0 asks for KLOSET_TOP_K
 
     # Search ranking (docs/search.md: each default chosen by `kloset bench retrieval` on ../shared/data/ccp)
     filter_policy: FilterPolicy = FilterPolicy.SOFT  # for requests that name none
@@ -136,7 +137,7 @@ class Settings(BaseSettings):
     rank_neighbour_temperature: float = Field(default=RankingWeights.neighbour_temperature, gt=0)
     rank_neighbours: int = Field(default=RankingWeights.neighbours, ge=0, le=1000)
     outfit_similar: int = Field(default=20, ge=1, le=1000)  # similar garments vouching in CompleteLook
-    max_garments_per_request: int = Field(default=16, ge=1, le=256)  # garment regions one request may name
+    max_garments_per_request: int = Field(default=InputLimits.max_garments, ge=1, le=256)  # regions per request
     inference_batch_size: int = Field(default=16, ge=1, le=256)  # crops per forward pass: bounds peak memory
 
     # Throughput (kloset bench model / ingest: docs/benchmarks.md). Defaults chosen by `kloset bench ingest` on
@@ -184,6 +185,12 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _check_top_k(self) -> "Settings":
+        if self.top_k > self.max_top_k:
+            raise ValueError(f"KLOSET_TOP_K={self.top_k} is more than KLOSET_MAX_TOP_K={self.max_top_k} allows")
+        return self
+
+    @model_validator(mode="after")
     def _check_store(self) -> "Settings":
         if self.store is StoreBackend.SERVER and not self.qdrant_url:
             raise ValueError("KLOSET_STORE=server needs KLOSET_QDRANT_URL")
@@ -224,6 +231,16 @@ class Settings(BaseSettings):
     def edge_root(self) -> Path:
         """One Edge shard folder per collection name, so KLOSET_COLLECTION means the same on every backend."""
         return (self.edge_path or self.data_dir / "edge") / self.collection
+
+    @property
+    def input_limits(self) -> InputLimits:
+        return InputLimits(
+            max_pixels=self.max_image_pixels,
+            max_label_bytes=self.max_label_bytes,
+            max_garments=self.max_garments_per_request,
+            max_polygons=self.max_polygons_per_garment,
+            max_points=self.max_points_per_polygon,
+        )
 
     @property
     def ranking_weights(self) -> RankingWeights:

@@ -15,9 +15,12 @@ from kloset.core.index.qdrant_store import QdrantGarmentStore
 from kloset.core.ingest.blobs import BlobStore
 from kloset.core.ingest.catalog import CatalogIngest, Submission
 from kloset.core.ingest.queue import IngestQueue, JobState, connect
+from kloset.core.limits import InputLimits
 from kloset.core.models.attributes import AttributeModel
 from kloset.core.models.backbone import EMBEDDING_DIM
 from tests.faults.conftest import report
+
+LIMITS = InputLimits(max_pixels=1_000_000, max_label_bytes=1_000_000)
 
 
 class OutageStore:
@@ -56,7 +59,7 @@ def setup(redis_url, tmp_path, tiny_model_dir, sample_catalog):
         real = QdrantGarmentStore.open(url=None, api_key=None, path=str(tmp_path / "q"), collection="g",
                                        dim=EMBEDDING_DIM, color_dim=COLOR_VECTOR_DIM)  # fmt: skip
         store = OutageStore(real, outage_s)
-        catalog = CatalogIngest(queue, blobs, max_pixels=1_000_000, max_label_bytes=1_000_000)
+        catalog = CatalogIngest(queue, blobs, LIMITS)
         job_ids = []
         for i in range(1, photos + 1):
             if i % 10 == 0:
@@ -67,8 +70,7 @@ def setup(redis_url, tmp_path, tiny_model_dir, sample_catalog):
                            label_json=(sample_catalog / "labels" / f"{stem}.json").read_bytes(), filename=stem)
             )  # fmt: skip
             job_ids.append(job.job_id)
-        indexer = GarmentIndexer(AttributeEngine(AttributeModel.load(tiny_model_dir), 1_000_000), store, blobs,
-                                 max_pixels=1_000_000, max_label_bytes=1_000_000)  # fmt: skip
+        indexer = GarmentIndexer(AttributeEngine(AttributeModel.load(tiny_model_dir), 1_000_000), store, blobs, LIMITS)
         stop = threading.Event()
         threads = [
             threading.Thread(target=IngestWorker(queue, indexer, f"w{i}", stop, backoff_s=0.05).run) for i in range(2)

@@ -1,5 +1,6 @@
 """The worker against a real redis-server, a real Qdrant local store and the tiny trained model."""
 
+import json
 import threading
 
 import pytest
@@ -12,9 +13,12 @@ from kloset.core.index.indexing import GarmentIndexer
 from kloset.core.index.qdrant_store import QdrantGarmentStore
 from kloset.core.ingest.blobs import BlobStore
 from kloset.core.ingest.catalog import CatalogIngest, Submission
-from kloset.core.ingest.queue import JobState
+from kloset.core.ingest.queue import JobSpec, JobState
+from kloset.core.limits import InputLimits
 from kloset.core.models.attributes import AttributeModel
 from kloset.core.models.backbone import EMBEDDING_DIM
+
+LIMITS = InputLimits(max_pixels=1_000_000, max_label_bytes=1_000_000)
 
 
 class FlakyStore:
@@ -41,7 +45,7 @@ def parts(queue, tmp_path, tiny_model_dir):
         url=None, api_key=None, path=str(tmp_path / "q"), collection="g", dim=EMBEDDING_DIM, color_dim=COLOR_VECTOR_DIM
     )
     engine = AttributeEngine(AttributeModel.load(tiny_model_dir), 1_000_000)
-    catalog = CatalogIngest(queue, blobs, max_pixels=1_000_000, max_label_bytes=1_000_000)
+    catalog = CatalogIngest(queue, blobs, LIMITS)
     yield catalog, blobs, store, engine
     store.close()
 
@@ -58,7 +62,7 @@ def submit_sample(catalog, sample_catalog, stem="0001"):
 
 
 def worker(queue, engine, store, blobs):
-    indexer = GarmentIndexer(engine, store, blobs, max_pixels=1_000_000, max_label_bytes=1_000_000)
+    indexer = GarmentIndexer(engine, store, blobs, LIMITS)
     return IngestWorker(queue, indexer, "w1", threading.Event())
 
 
@@ -81,11 +85,30 @@ def test_a_job_that_cannot_succeed_fails_at_once_with_its_reason(parts, queue, s
     [delivery] = queue.read("w1", block_ms=100)
     (blobs._root / delivery.spec.image_digest[:2] / delivery.spec.image_digest[2:]).unlink()  # lost blob
     worker(queue, engine, store, blobs).handle(delivery)
-    record = queue.get_job(job.job_id)
-    assert record.state is JobState.FAILED and "missing" in record.error
+    assert_failed_at_once(queue, store, job.job_id, "missing")
+
+
+def assert_failed_at_once(queue, store, job_id: str, reason: str) -> None:
+    """Failed with its reason and dead-lettered on its first delivery, without retries; nothing stored."""
+    record = queue.get_job(job_id)
+    assert record.state is JobState.FAILED and reason in record.error
     stats = queue.stats()
     assert (stats.pending, stats.dead_lettered) == (0, 1)
     assert store.count() == 0
+
+
+def test_a_queued_label_that_is_no_longer_accepted_fails_at_once_with_its_reason(parts, queue, sample_catalog):
+    """A job queued before labels were checked whole: the worker parses the label again and fails the job cleanly,
+    without retries, like any label it cannot use."""
+    _, blobs, store, engine = parts
+    label = json.loads((sample_catalog / "labels" / "0001.json").read_bytes())
+    label["데이터셋 정보"]["데이터셋 상세설명"]["라벨링"]["아우터"] = [{"카테고리": "코트", "색상": "마젠타"}]
+    spec = JobSpec(blobs.put((sample_catalog / "images" / "0001.jpg").read_bytes()),
+                   blobs.put(json.dumps(label).encode()), "0001", "0001.jpg", ("0001/top", "0001/bottom"))  # fmt: skip
+    job, _ = queue.enqueue(spec)
+    [delivery] = queue.read("w1", block_ms=100)
+    worker(queue, engine, store, blobs).handle(delivery)
+    assert_failed_at_once(queue, store, job.job_id, "라벨링.아우터.색상: unknown color '마젠타'")
 
 
 def test_store_outage_is_retried_and_never_acknowledged_before_the_write(parts, queue, sample_catalog, monkeypatch):
@@ -124,7 +147,7 @@ def test_the_worker_keeps_going_when_redis_fails_mid_job(parts, queue, sample_ca
     catalog, blobs, store, engine = parts
     monkeypatch.setattr(IngestWorker, "_back_off", lambda self: stop.set())
     stop = threading.Event()
-    indexer = GarmentIndexer(engine, store, blobs, max_pixels=1_000_000, max_label_bytes=1_000_000)
+    indexer = GarmentIndexer(engine, store, blobs, LIMITS)
     w = IngestWorker(queue, indexer, "w1", stop)
     real_complete = queue.complete
     calls = []
@@ -159,7 +182,7 @@ class CountingStore(FlakyStore):
 
 
 def batch_worker(queue, engine, store, blobs, stop=None):
-    indexer = GarmentIndexer(engine, store, blobs, max_pixels=1_000_000, max_label_bytes=1_000_000)
+    indexer = GarmentIndexer(engine, store, blobs, LIMITS)
     return IngestWorker(queue, indexer, "w1", stop or threading.Event(), batch_garments=64, batch_wait_ms=50)
 
 

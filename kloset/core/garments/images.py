@@ -50,7 +50,9 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     if width <= 0 or height <= 0:
         raise InvalidInput(f"image has no pixels ({width}x{height})")
     if width * height > max_pixels:
-        raise InvalidInput(f"image is {width}x{height} pixels, over the limit of {max_pixels} pixels")
+        raise InvalidInput(
+            f"image is {width}x{height} pixels, over the limit of {max_pixels} pixels (KLOSET_MAX_IMAGE_PIXELS)"
+        )
     return image
 
 

@@ -2,6 +2,7 @@
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
@@ -9,11 +10,20 @@ from typing import Any
 import numpy as np
 
 from kloset.core.errors import InvalidInput, quoted
-from kloset.core.garments.labels import KOREAN_GROUPS, UNINDEXED_KOREAN_GROUPS, Group, parse_category, parse_color
+from kloset.core.garments.labels import (
+    KOREAN_GROUPS,
+    UNINDEXED_KOREAN_GROUPS,
+    Group,
+    parse_any_category,
+    parse_category,
+    parse_color,
+)
 from kloset.core.garments.regions import Region, make_box, make_polygon
+from kloset.core.limits import InputLimits
 
 _VERTEX_KEY = re.compile(r"^([XY])좌표(\d{1,9})$")  # bounded: int() of a 5,000-digit string raises ValueError
 _MAX_SIDE_PX = 2**31 - 1
+_DEFAULT_LIMITS = InputLimits()
 
 
 @dataclass(frozen=True)
@@ -44,8 +54,11 @@ class KFashionLabel:
         return PurePath(self.file_name).stem if self.file_name else None
 
 
-def parse_label(data: bytes | str | dict[str, Any]) -> KFashionLabel:
-    """Parse one K-Fashion label; raises InvalidInput naming the first problem found."""
+def parse_label(data: bytes | str | dict[str, Any], limits: InputLimits = _DEFAULT_LIMITS) -> KFashionLabel:
+    """Parse one K-Fashion label; raises InvalidInput naming the first problem found.
+
+    The label is checked whole: every group's categories and colors, with a polygon or without, indexed or not;
+    polygons and points are counted against `limits` before any is converted."""
     doc = _load_json(data)
     info = _mapping(doc.get("이미지 정보", {}), "이미지 정보")
     dataset = _mapping(doc.get("데이터셋 정보"), "데이터셋 정보")
@@ -55,13 +68,18 @@ def parse_label(data: bytes | str | dict[str, Any]) -> KFashionLabel:
     labeling = _mapping(details.get("라벨링", {}), "라벨링")
     if not polygons and not rects:
         raise InvalidInput("K-Fashion label has neither 폴리곤좌표 nor 렉트좌표")
+    for korean in (*KOREAN_GROUPS, *UNINDEXED_KOREAN_GROUPS):
+        _count_shapes(korean, polygons.get(korean), limits)
+    labels = {korean: _labels(korean, labeling.get(korean), parse_category) for korean in KOREAN_GROUPS}
+    for korean in UNINDEXED_KOREAN_GROUPS:  # never indexed, but a word K-Fashion does not know is still an error
+        _labels(korean, labeling.get(korean), parse_any_category)
 
     garments = []
     for korean, group in KOREAN_GROUPS.items():
         region = _region(group, korean, polygons.get(korean), rects.get(korean))
         if region is None:
             continue
-        category, color = _labels(korean, labeling.get(korean))
+        category, color = labels[korean]
         garments.append(LabeledGarment(region=region, category=category, color=color))
     unindexed_regions = {
         korean: region
@@ -113,6 +131,14 @@ def _entries(value: Any, key: str) -> list[dict[str, Any]]:
     return [v for v in value if v]
 
 
+def _count_shapes(korean: str, polygons: Any, limits: InputLimits) -> None:
+    """Check a group's polygon and point counts: each vertex is an X좌표N and a Y좌표N key."""
+    entries = _entries(polygons, f"폴리곤좌표.{korean}")
+    limits.check_polygons(len(entries), korean)
+    for i, entry in enumerate(entries):
+        limits.check_points((len(entry) + 1) // 2, f"{korean} polygon {i + 1}")
+
+
 def _region(group: Group | None, korean: str, polygons: Any, rects: Any) -> Region | None:
     entries = _entries(polygons, f"폴리곤좌표.{korean}")
     shapes = tuple(_polygon(entry, f"{korean} polygon {i + 1}") for i, entry in enumerate(entries))
@@ -148,20 +174,28 @@ def _box(entry: dict[str, Any], what: str):
     return make_box(*values, what=what)
 
 
-def _labels(korean: str, value: Any) -> tuple[str | None, str | None]:
-    entries = _entries(value, f"라벨링.{korean}")
-    if not entries:
+def _labels(korean: str, value: Any, category_of: Callable[[str], str]) -> tuple[str | None, str | None]:
+    """A group's category and color codes (its first entry's), after checking every name of every entry."""
+    parsed = [_entry_labels(korean, entry, category_of) for entry in _entries(value, f"라벨링.{korean}")]
+    if not parsed:
         return None, None
-    entry = entries[0]
-    category = entry.get("카테고리")
-    color = entry.get("색상")
-    for name, key in ((category, "카테고리"), (color, "색상")):
+    return parsed[0]
+
+
+def _entry_labels(
+    korean: str, entry: dict[str, Any], category_of: Callable[[str], str]
+) -> tuple[str | None, str | None]:
+    """One 라벨링 entry's category and color codes; its 서브색상 is checked, not kept."""
+    codes: dict[str, str | None] = {}
+    for key, parse in (("카테고리", category_of), ("색상", parse_color), ("서브색상", parse_color)):
+        name = entry.get(key)
         if name is not None and not isinstance(name, str):
             raise InvalidInput(f"라벨링.{korean}.{key} must be a string")
-    return (
-        parse_category(category) if category else None,
-        parse_color(color) if color else None,
-    )
+        try:
+            codes[key] = parse(name) if name else None
+        except InvalidInput as exc:  # say where: the same word may be fine in another group
+            raise InvalidInput(f"라벨링.{korean}.{key}: {exc}") from None
+    return codes["카테고리"], codes["색상"]
 
 
 def _number(value: Any, what: str) -> float:

@@ -56,10 +56,28 @@ _COLORS: tuple[tuple[str, str], ...] = (
     ("neon", "네온"),
 )
 
+# The rest of K-Fashion's categories, those of 아우터 and 원피스: known words in a label, never indexed.
+_UNINDEXED_CATEGORIES: tuple[tuple[str, str], ...] = (
+    ("coat", "코트"),
+    ("jacket", "재킷"),
+    ("jumper", "점퍼"),
+    ("padding", "패딩"),
+    ("vest", "베스트"),
+    ("cardigan", "가디건"),
+    ("zip_up", "짚업"),
+    ("dress", "드레스"),
+    ("jumpsuit", "점프수트"),
+)
+
 CATEGORIES: tuple[str, ...] = tuple(code for code, _, _ in _CATEGORIES)
 COLORS: tuple[str, ...] = tuple(code for code, _ in _COLORS)
 CATEGORY_GROUP: dict[str, Group] = {code: group for code, _, group in _CATEGORIES}
 _CATEGORY_NAMES: dict[str, str] = {korean: code for code, korean, _ in _CATEGORIES} | {c: c for c in CATEGORIES}
+_ANY_CATEGORY_NAMES: dict[str, str] = (
+    _CATEGORY_NAMES
+    | {korean: code for code, korean in _UNINDEXED_CATEGORIES}
+    | {code: code for code, _ in _UNINDEXED_CATEGORIES}
+)
 _COLOR_NAMES: dict[str, str] = {korean: code for code, korean in _COLORS} | {c: c for c in COLORS}
 
 
@@ -68,9 +86,14 @@ def categories_of(group: Group) -> tuple[str, ...]:
     return tuple(code for code in CATEGORIES if CATEGORY_GROUP[code] == group)
 
 
+def _key(name: str) -> str:
+    """A name as the tables spell it: codes in lower case, Korean as it is, without surrounding space."""
+    return name.strip().lower() if name.isascii() else name.strip()
+
+
 def parse_category(name: str) -> str:
     """Map a category code or Korean K-Fashion name to its code."""
-    code = _CATEGORY_NAMES.get(name.strip().lower() if name.isascii() else name.strip())
+    code = _CATEGORY_NAMES.get(_key(name))
     if code is None:
         raise InvalidInput(
             f"unknown category {quoted(name)}; expected one of {', '.join(CATEGORIES)} or a K-Fashion name"
@@ -78,9 +101,18 @@ def parse_category(name: str) -> str:
     return code
 
 
+def parse_any_category(name: str) -> str:
+    """Map any K-Fashion category, indexed or not, to its code: what a 아우터 or 원피스 label may name."""
+    code = _ANY_CATEGORY_NAMES.get(_key(name))
+    if code is None:
+        korean = [k for _, k, _ in _CATEGORIES] + [k for _, k in _UNINDEXED_CATEGORIES]
+        raise InvalidInput(f"unknown category {quoted(name)}; expected a K-Fashion category: {', '.join(korean)}")
+    return code
+
+
 def parse_color(name: str) -> str:
     """Map a color code or Korean K-Fashion name to its code."""
-    code = _COLOR_NAMES.get(name.strip().lower() if name.isascii() else name.strip())
+    code = _COLOR_NAMES.get(_key(name))
     if code is None:
         raise InvalidInput(f"unknown color {quoted(name)}; expected one of {', '.join(COLORS)} or a K-Fashion name")
     return code

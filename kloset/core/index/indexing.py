@@ -15,6 +15,7 @@ from kloset.core.index.store import CatalogGarment, GarmentSink
 from kloset.core.ingest.blobs import BlobStore
 from kloset.core.ingest.catalog import garment_item_id, read_label
 from kloset.core.ingest.queue import JobSpec
+from kloset.core.limits import InputLimits
 
 
 @dataclass(frozen=True)
@@ -34,15 +35,13 @@ class GarmentIndexer:
         classifier: AttributeClassifier,
         store: GarmentSink,
         blobs: BlobStore,
-        *,
-        max_pixels: int,
-        max_label_bytes: int,
+        limits: InputLimits,
     ) -> None:
+        """limits: what a queued photo and its label may hold (checked again here: a job may predate the limits)."""
         self._classifier = classifier
         self._store = store
         self._blobs = blobs
-        self._max_pixels = max_pixels
-        self._max_label_bytes = max_label_bytes
+        self._limits = limits
 
     def index(self, spec: JobSpec) -> list[str]:
         """Index one photo's garments and return their item ids; the store holds them when this returns."""
@@ -57,12 +56,10 @@ class GarmentIndexer:
         known: the garments' regions and labels when the catalog kept no label blob (a reindex of an older catalog).
         """
         image = self._blobs.get(spec.image_digest)
-        width, height = image_size(image, self._max_pixels)
-        label = (
-            read_label(self._blobs.get(spec.label_digest), self._max_label_bytes, width, height)
-            if spec.label_digest
-            else known
-        )
+        width, height = image_size(image, self._limits.max_pixels)
+        label = known
+        if spec.label_digest:
+            label = read_label(self._blobs.get(spec.label_digest), self._limits, width, height)
         regions = [g.region for g in label.garments] if label else [Region()]
         return PreparedJob(spec, label, self._classifier.prepare(image, regions))
 

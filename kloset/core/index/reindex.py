@@ -23,6 +23,7 @@ from kloset.core.index.indexing import GarmentIndexer, PreparedJob
 from kloset.core.index.store import CatalogGarment, CatalogRebuild, GarmentStore, StoreFilter
 from kloset.core.ingest.blobs import BlobStore
 from kloset.core.ingest.queue import JobSpec
+from kloset.core.limits import InputLimits
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +66,12 @@ Progress = Callable[[int, int], None]  # (garments done, garments in all)
 class CatalogReindexer:
     """Re-embeds the catalog a store holds with the classifier's models; one reindex at a time per process."""
 
-    def __init__(self, classifier: AttributeClassifier, store: GarmentStore, blobs: BlobStore, *, max_pixels: int,
-                 max_label_bytes: int, batch_photos: int = 16) -> None:  # fmt: skip
+    def __init__(self, classifier: AttributeClassifier, store: GarmentStore, blobs: BlobStore, limits: InputLimits,
+                 *, batch_photos: int = 16) -> None:  # fmt: skip
         self._classifier = classifier
         self._store = store
         self._blobs = blobs
-        self._max_pixels = max_pixels
-        self._max_label_bytes = max_label_bytes
+        self._limits = limits
         self._batch_photos = batch_photos
         self._running = threading.Lock()
 
@@ -114,8 +114,7 @@ class CatalogReindexer:
         return summary
 
     def indexer(self, sink: "_VersionedSink") -> GarmentIndexer:
-        return GarmentIndexer(self._classifier, sink, self._blobs, max_pixels=self._max_pixels,
-                              max_label_bytes=self._max_label_bytes)  # fmt: skip
+        return GarmentIndexer(self._classifier, sink, self._blobs, self._limits)
 
     def fetch(self, photos: Sequence[str]) -> list[CatalogGarment]:
         """The live catalog's garments of these photos, with their vectors (at most one per group each)."""

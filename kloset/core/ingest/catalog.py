@@ -11,6 +11,7 @@ from kloset.core.garments.kfashion import KFashionLabel, parse_label
 from kloset.core.garments.regions import fit_region
 from kloset.core.ingest.blobs import BlobStore
 from kloset.core.ingest.queue import IngestQueue, Job, JobSpec
+from kloset.core.limits import InputLimits
 
 _ITEM_ID = re.compile(r"^[\w.\-:@+]+(?:/[\w.\-:@+]+)*$")
 MAX_ITEM_ID_LENGTH = 200
@@ -47,11 +48,10 @@ def check_filename(filename: str) -> str:
     return filename
 
 
-def read_label(label_json: bytes, max_bytes: int, width: int, height: int) -> KFashionLabel:
-    """Parse a K-Fashion label and check it belongs to a width x height image."""
-    if len(label_json) > max_bytes:
-        raise InvalidInput(f"label is {len(label_json)} bytes, over the limit of {max_bytes}")
-    label = parse_label(label_json)
+def read_label(label_json: bytes, limits: InputLimits, width: int, height: int) -> KFashionLabel:
+    """Parse a K-Fashion label within the limits and check it belongs to a width x height image."""
+    limits.check_label_size(len(label_json))
+    label = parse_label(label_json, limits)
     if (label.width and label.width != width) or (label.height and label.height != height):
         raise InvalidInput(
             f"label is for a {label.width}x{label.height} image ({quoted(label.file_name)}), "
@@ -65,20 +65,17 @@ def read_label(label_json: bytes, max_bytes: int, width: int, height: int) -> KF
 class CatalogIngest:
     """Submit catalog photos: nothing is queued unless the photo and its label are usable."""
 
-    def __init__(self, queue: IngestQueue, blobs: BlobStore, *, max_pixels: int, max_label_bytes: int) -> None:
+    def __init__(self, queue: IngestQueue, blobs: BlobStore, limits: InputLimits) -> None:
         """Validation limits come from Settings; the backlog limit lives in the queue."""
         self._queue = queue
         self._blobs = blobs
-        self._max_pixels = max_pixels
-        self._max_label_bytes = max_label_bytes
+        self._limits = limits
 
     def submit(self, submission: Submission) -> tuple[Job, bool]:
         """Validate and queue one photo; returns (job, duplicate). Exactly the same bytes are not queued twice."""
-        pixels = decode_image(submission.image, self._max_pixels)
+        pixels = decode_image(submission.image, self._limits.max_pixels)
         height, width = pixels.shape[:2]
-        label = (
-            read_label(submission.label_json, self._max_label_bytes, width, height) if submission.label_json else None
-        )
+        label = read_label(submission.label_json, self._limits, width, height) if submission.label_json else None
         item_id = check_item_id(
             submission.item_id
             or (PurePath(submission.filename).stem if submission.filename else "")

@@ -8,6 +8,7 @@ from kloset.core.errors import InvalidInput
 from kloset.core.garments.crop import garment_mask
 from kloset.core.garments.kfashion import label_document, parse_label
 from kloset.core.garments.labels import Group
+from kloset.core.limits import InputLimits
 
 TRIANGLE = np.array([[10.0, 10.0], [50.0, 10.0], [30.0, 40.0]])
 SQUARE = np.array([[60.0, 50.0], [90.0, 50.0], [90.0, 90.0], [60.0, 90.0]])
@@ -155,3 +156,61 @@ def test_non_finite_image_sizes_are_refused(value):
     assert "NaN" in text or "Infinity" in text
     with pytest.raises(InvalidInput, match="positive number of pixels"):
         parse_label(text)
+
+
+def _labeling(d, group: str, **names):
+    d["데이터셋 정보"]["데이터셋 상세설명"]["라벨링"][group] = [names]
+    return json.dumps(d)
+
+
+def test_every_category_and_color_is_checked_also_where_nothing_is_indexed():
+    """An unknown word anywhere is an error saying where, even on a group without a polygon or one never indexed."""
+    cases = [
+        (_labeling(doc(), "하의", 카테고리="턱시도"), r"^라벨링\.하의\.카테고리: unknown category '턱시도'"),
+        (_labeling(doc(), "아우터", 카테고리="코트", 색상="마젠타"), r"^라벨링\.아우터\.색상: unknown color '마젠타'"),
+        (_labeling(doc(), "원피스", 카테고리="망토"), r"^라벨링\.원피스\.카테고리: unknown category '망토'"),
+        (_labeling(doc(), "상의", 카테고리="블라우스", 서브색상="마젠타"), r"^라벨링\.상의\.서브색상: unknown color"),
+        (_labeling(doc(), "아우터", 카테고리=7), r"^라벨링\.아우터\.카테고리 must be a string"),
+    ]
+    for data, message in cases:
+        with pytest.raises(InvalidInput, match=message):
+            parse_label(data)
+    d = doc()
+    d["데이터셋 정보"]["데이터셋 상세설명"]["라벨링"]["상의"] = [{"카테고리": "블라우스"}, {"색상": "마젠타"}]
+    with pytest.raises(InvalidInput, match=r"^라벨링\.상의\.색상: unknown color '마젠타'"):
+        parse_label(d)
+
+
+@pytest.mark.parametrize("category", ["코트", "재킷", "점퍼", "패딩", "베스트", "가디건", "짚업", "드레스", "점프수트"])
+def test_outer_and_one_piece_take_the_whole_k_fashion_vocabulary(category):
+    label = parse_label(doc(아우터=([SQUARE], category, "블랙"), 원피스=([SQUARE], category, "화이트")))
+    assert label.unindexed_groups == ("아우터", "원피스")
+    assert parse_label(_labeling(doc(), "아우터", 카테고리=category, 색상="카키", 서브색상="브라운")).garments
+
+
+def test_polygons_and_points_are_limited_per_garment_and_per_polygon():
+    limits = InputLimits(max_polygons=2, max_points=4)
+    assert len(parse_label(doc(상의=([TRIANGLE, SQUARE], "탑", "블랙")), limits).garments[0].region.polygons) == 2
+    with pytest.raises(InvalidInput, match=r"^상의 has 3 polygons; .* at most 2 \(KLOSET_MAX_POLYGONS_PER_GARMENT\)"):
+        parse_label(doc(상의=([TRIANGLE, SQUARE, TRIANGLE], "탑", "블랙")), limits)
+    pentagon = np.array([[10.0, 10.0], [50.0, 10.0], [60.0, 30.0], [30.0, 50.0], [5.0, 30.0]])
+    with pytest.raises(InvalidInput, match=r"^원피스 polygon 2 has 5 points; .* 4 \(KLOSET_MAX_POINTS_PER_POLYGON\)"):
+        parse_label(doc(상의=([TRIANGLE], "탑", "블랙"), 원피스=([SQUARE, pentagon], "드레스", "블랙")), limits)
+
+
+def test_shapes_are_counted_before_any_vertex_is_converted():
+    # 20,000 vertices that are not even numbers: the count is what the caller hears about, in microseconds.
+    entry = {f"{axis}좌표{i}": "x" for i in range(1, 20_001) for axis in "XY"}
+    with pytest.raises(InvalidInput, match=r"상의 polygon 1 has 20000 points; .* at most 10000"):
+        parse_label(_with_polygon(entry))
+    d = doc()
+    d["데이터셋 정보"]["데이터셋 상세설명"]["폴리곤좌표"]["아우터"] = [{"X좌표1": "x"}] * 65
+    with pytest.raises(InvalidInput, match=r"^아우터 has 65 polygons"):
+        parse_label(d)
+
+
+def test_every_ccp_label_parses_within_the_default_limits(ccp_dir):
+    paths = sorted((ccp_dir / "labels").glob("*.json"))
+    labels = [parse_label(path.read_bytes(), InputLimits()) for path in paths]
+    assert len(labels) == len(paths) > 800
+    assert sum(len(label.unindexed_groups) for label in labels) > 500  # outer and one-piece labels among them

@@ -14,9 +14,12 @@ from kloset.core.index.reindex import CatalogReindexer, ReindexAborted, ReindexR
 from kloset.core.index.store import VISUAL, StoreFilter
 from kloset.core.ingest.blobs import BlobStore
 from kloset.core.ingest.queue import JobSpec
+from kloset.core.limits import InputLimits
 from kloset.core.models.attributes import AttributeModel
 from kloset.core.models.backbone import EMBEDDING_DIM
 from tests.core.index.backends import BACKENDS, open_backend
+
+LIMITS = InputLimits(max_pixels=1_000_000, max_label_bytes=1_000_000)
 
 STEMS = [f"{i:04d}" for i in range(1, 10)]  # every 10th sample photo holds only a dress, which is not indexed
 
@@ -51,7 +54,7 @@ def store(backend, tmp_path, blobs, old_model, sample_catalog):
 
 
 def index(model, store, blobs, sample_catalog, stems):
-    indexer = GarmentIndexer(model, store, blobs, max_pixels=1_000_000, max_label_bytes=1_000_000)
+    indexer = GarmentIndexer(model, store, blobs, LIMITS)
     specs = [
         JobSpec(blobs.put((sample_catalog / "images" / f"{stem}.jpg").read_bytes()),
                 blobs.put((sample_catalog / "labels" / f"{stem}.json").read_bytes()), f"shop/{stem}", f"{stem}.jpg", ())
@@ -62,8 +65,7 @@ def index(model, store, blobs, sample_catalog, stems):
 
 
 def reindexer(model, store, blobs, batch_photos=4):
-    return CatalogReindexer(model, store, blobs, max_pixels=1_000_000, max_label_bytes=1_000_000,
-                            batch_photos=batch_photos)  # fmt: skip
+    return CatalogReindexer(model, store, blobs, LIMITS, batch_photos=batch_photos)
 
 
 def catalog(store):

@@ -9,6 +9,9 @@ from kloset.core.garments.kfashion import label_document
 from kloset.core.ingest.blobs import BlobStore
 from kloset.core.ingest.catalog import CatalogIngest, Submission
 from kloset.core.ingest.queue import JobState
+from kloset.core.limits import InputLimits
+
+LIMITS = InputLimits(max_pixels=1_000_000, max_label_bytes=100_000, max_polygons=2, max_points=8)
 
 TOP = np.array([[10.0, 10.0], [50.0, 10.0], [50.0, 40.0], [10.0, 40.0]])
 BOTTOM = np.array([[10.0, 50.0], [50.0, 50.0], [50.0, 90.0], [10.0, 90.0]])
@@ -25,7 +28,7 @@ def label(width=60, height=100, **garments) -> bytes:
 
 @pytest.fixture
 def catalog(queue, tmp_path):
-    return CatalogIngest(queue, BlobStore(tmp_path / "blobs"), max_pixels=1_000_000, max_label_bytes=100_000)
+    return CatalogIngest(queue, BlobStore(tmp_path / "blobs"), LIMITS)
 
 
 def test_a_labelled_photo_is_queued_with_one_item_per_garment(catalog, queue):
@@ -65,7 +68,19 @@ def test_outer_or_one_piece_only_is_skipped_not_queued(catalog, queue):
         ),
         (Submission(image=photo(), label_json=label(상의=([TOP], "셔츠", "보라보라"))), "unknown color"),
         (Submission(image=photo(), item_id="bad id with spaces"), "item id"),
-        (Submission(image=photo(), label_json=b"x" * 200_000), "over the limit"),
+        (Submission(image=photo(), label_json=b"x" * 200_000), "over the limit of 100000 bytes"),
+        (Submission(image=photo(width=1001, height=1000)), r"1001x1000 pixels, .*\(KLOSET_MAX_IMAGE_PIXELS\)"),
+        (Submission(image=photo(), label_json=label(상의=([TOP] * 3, "셔츠", "블루"))), "상의 has 3 polygons"),
+        (
+            Submission(image=photo(), label_json=label(하의=([np.concatenate([BOTTOM] * 3)], "팬츠", "블랙"))),
+            r"하의 polygon 1 has 12 points; .* at most 8 \(KLOSET_MAX_POINTS_PER_POLYGON\)",
+        ),
+        # Outer or one-piece only would be skipped, not queued: an unknown word in it is still refused.
+        (Submission(image=photo(), label_json=label(아우터=([TOP], "망토", "블랙"))), "아우터.카테고리: unknown"),
+        (
+            Submission(image=photo(), label_json=label(상의=([TOP], "셔츠", "블루"), 원피스=([TOP], "드레스", "보라"))),
+            "라벨링.원피스.색상: unknown color '보라'",
+        ),
     ],
 )
 def test_bad_submissions_are_rejected_and_nothing_is_queued(catalog, queue, submission, message):
@@ -100,7 +115,7 @@ def test_backpressure_refuses_new_work_beyond_the_backlog_and_loses_nothing(redi
 
     small = IngestQueue(connect(redis_url), stream=f"test:bp:{tmp_path.name}", max_backlog=2)
     small.ensure_group()
-    catalog = CatalogIngest(small, BlobStore(tmp_path / "b"), max_pixels=1_000_000, max_label_bytes=100_000)
+    catalog = CatalogIngest(small, BlobStore(tmp_path / "b"), LIMITS)
     for height in (100, 101):
         catalog.submit(Submission(image=photo(height=height), label_json=label(height=height)))
     with pytest.raises(Overloaded, match="holds 2 unprocessed jobs"):
