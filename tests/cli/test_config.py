@@ -52,6 +52,7 @@ def test_config_table_marks_what_was_left_at_its_default():
         ({"KLOSET_SEARCH_PORT": "http"}, "KLOSET_SEARCH_PORT='http'"),
         ({"KLOSET_TLS_CA": "/nowhere/ca.pem"}, "KLOSET_TLS_CA='/nowhere/ca.pem': no such file"),
         ({"KLOSET_STORE": "server"}, "KLOSET_STORE=server needs KLOSET_QDRANT_URL"),
+        ({"KLOSET_MAX_TOP_K": "5"}, "KLOSET_TOP_K=10 is more than KLOSET_MAX_TOP_K=5 allows"),
     ],
 )
 def test_a_bad_value_fails_at_start_naming_the_variable(env, named):

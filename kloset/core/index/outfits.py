@@ -31,13 +31,15 @@ class OutfitFinder:
         self, engine: SearchEngine, store: GarmentStore, *, similar: int = 20, duplicate_similarity: float = 0.9
     ) -> None:
         self._engine = engine
+        self._vouching = engine.allowing(similar)  # the similar garments are the server's choice, not a caller's
         self._store = store
         self._similar = similar  # how many similar garments vouch
         self._duplicate_similarity = duplicate_similarity  # a garment this close to a vouched one is vouched too
 
     def by_item(self, item_id: str, proposed: SearchFilter, top_k: int = 0) -> GarmentResults:
         """The look completed around a catalog garment: its own outfit vouches first (similarity 1)."""
-        similar = self._engine.search_by_item(item_id, SearchFilter(), self._similar)
+        self._engine.top_k(top_k)  # a bad request fails before any search
+        similar = self._vouching.search_by_item(item_id, SearchFilter(), self._similar)
         item = self._store.retrieve(item_id)
         vouchers = [_Voucher(item, 1.0)] if item is not None else []
         return self._complete(similar, vouchers, proposed, top_k)
@@ -46,7 +48,8 @@ class OutfitFinder:
         self, image: bytes, regions: Sequence[Region], proposed: SearchFilter, top_k: int = 0
     ) -> list[GarmentResults]:
         """One completed look per garment of the photo."""
-        answers = self._engine.search_by_image(image, regions, SearchFilter(), self._similar)
+        self._engine.top_k(top_k)  # a bad request fails before the model runs
+        answers = self._vouching.search_by_image(image, regions, SearchFilter(), self._similar)
         return [self._complete(similar, [], proposed, top_k) for similar in answers]
 
     def _complete(

@@ -5,6 +5,7 @@ and relaxed in a stated order when they leave fewer than the results asked for, 
 saying why; SOFT and NONE never exclude a garment of the group (see ranking).
 """
 
+import copy
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -18,7 +19,7 @@ from kloset.core.index.ranking import FilterPolicy, Hit, QueryGarment, RankingWe
 from kloset.core.index.store import COLOR, VISUAL, CatalogGarment, GarmentStore, StoreFilter
 from kloset.core.models.predictions import GarmentPrediction, top_labels
 
-MAX_TOP_K = 1000
+DEFAULT_MAX_TOP_K = 1000  # Settings.max_top_k's default
 MAX_OFFSET = 10_000
 
 
@@ -123,19 +124,35 @@ class SearchEngine:
         policy: FilterPolicy = FilterPolicy.SOFT,
         weights: RankingWeights | None = None,
         candidates: int = 100,
+        max_top_k: int = DEFAULT_MAX_TOP_K,
     ) -> None:
+        """default_top_k: results for a request that asks for 0 (KLOSET_TOP_K); max_top_k: the most a request may
+        ask for (KLOSET_MAX_TOP_K)."""
+        if not 1 <= default_top_k <= max_top_k:
+            raise ValueError(f"default_top_k must be between 1 and max_top_k ({max_top_k}), got {default_top_k}")
         self._classifier = classifier
         self._store = store
         self._default_top_k = default_top_k
+        self._max_top_k = max_top_k
         self._policy = policy
         self._weights = weights or RankingWeights()
         self._candidates = candidates
 
     def top_k(self, top_k: int) -> int:
         """The number of results to return: the caller's, or the default for 0; InvalidInput when out of range."""
-        if top_k < 0 or top_k > MAX_TOP_K:
-            raise InvalidInput(f"top_k must be between 1 and {MAX_TOP_K} (0 for the default), got {top_k}")
+        if not 0 <= top_k <= self._max_top_k:
+            raise InvalidInput(
+                f"top_k must be between 1 and {self._max_top_k} (KLOSET_MAX_TOP_K; 0 asks for the default, "
+                f"{self._default_top_k}); this request asks for {top_k}"
+            )
         return top_k or self._default_top_k
+
+    def allowing(self, top_k: int) -> "SearchEngine":
+        """This engine, taking a top_k up to at least `top_k`: for the core's own searches (CompleteLook's similar
+        garments, KLOSET_OUTFIT_SIMILAR), which KLOSET_MAX_TOP_K does not bound since no caller chose them."""
+        wider = copy.copy(self)
+        wider._max_top_k = max(self._max_top_k, top_k)
+        return wider
 
     def _options(self, options: SearchOptions) -> SearchOptions:
         if not 0 <= options.offset <= MAX_OFFSET:

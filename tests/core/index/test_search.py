@@ -204,3 +204,21 @@ def test_complete_look_ranks_the_bottoms_worn_with_the_most_similar_tops(store):
     assert [h.garment.item_id for h in jeans_only.results] == ["p3/bottom"]
     reverse = outfits.by_item("p3/bottom", SearchFilter(), top_k=1)
     assert reverse.group is Group.BOTTOM and [h.garment.item_id for h in reverse.results] == ["p3/top"]
+
+
+def test_top_k_is_bounded_by_max_top_k_and_0_asks_for_the_default(catalog):
+    search = SearchEngine(NoClassifier(), catalog, 2, max_top_k=4)
+    assert len(search.search_by_item("q/top", SearchFilter(), top_k=4).results) == 4
+    assert len(search.search_by_item("q/top", SearchFilter(), top_k=0).results) == 2
+    message = r"top_k must be between 1 and 4 \(KLOSET_MAX_TOP_K; 0 asks for the default, 2\); this request asks for 5"
+    with pytest.raises(InvalidInput, match=message):
+        search.search_by_item("q/top", SearchFilter(), top_k=5)
+    outfits = OutfitFinder(search, catalog, similar=20)  # its own similar garments are not bounded by max_top_k
+    assert outfits.by_item("q/top", SearchFilter(), top_k=4).group is Group.TOP
+    with pytest.raises(InvalidInput, match=message):
+        outfits.by_item("q/top", SearchFilter(), top_k=5)
+
+
+def test_the_default_top_k_must_be_within_max_top_k(store):
+    with pytest.raises(ValueError, match="between 1 and max_top_k"):
+        SearchEngine(NoClassifier(), store, 11, max_top_k=10)
