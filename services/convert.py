@@ -12,6 +12,7 @@ from kloset.core.garments.regions import Box, Region, make_box, make_polygon
 from kloset.core.index.ranking import FilterPolicy, Hit
 from kloset.core.index.search import GarmentResults, SearchFilter, SearchOptions
 from kloset.core.ingest.queue import DeadLetter, Job, JobState
+from kloset.core.limits import InputLimits
 from kloset.core.models.predictions import GarmentPrediction, top_labels
 from kloset.v1 import attribute_pb2, garment_pb2, ingest_pb2, search_pb2
 
@@ -38,10 +39,15 @@ def group_from_proto(value: int) -> Group | None:
     return next((g for g, v in _GROUPS.items() if v == value), None)
 
 
-def regions_from_proto(regions: Sequence[garment_pb2.GarmentRegion], limit: int) -> list[Region]:
-    """Validate request regions: at most `limit` of them (counted before any is converted, since an empty region
-    is 2 bytes on the wire), polygons with 3+ finite points, boxes of a finite positive size."""
-    check_garment_count(len(regions), limit)
+def regions_from_proto(regions: Sequence[garment_pb2.GarmentRegion], limits: InputLimits) -> list[Region]:
+    """Validate request regions: garments, polygons and points within `limits` (all counted before any is
+    converted, since an empty region is 2 bytes on the wire), polygons with 3+ finite points, boxes of a finite
+    positive size."""
+    check_garment_count(len(regions), limits.max_garments)
+    for i, region in enumerate(regions, start=1):
+        limits.check_polygons(len(region.polygons), f"garment {i}")
+        for j, polygon in enumerate(region.polygons, start=1):
+            limits.check_points(len(polygon.points), f"garment {i} polygon {j}")
     result = []
     for i, region in enumerate(regions, start=1):
         polygons = tuple(

@@ -6,13 +6,14 @@ import grpc
 from kloset.services.convert import dead_letter_to_proto, job_to_proto
 from kloset.services.status import grpc_errors, grpc_stream_errors, status_code
 
-from kloset.core.errors import KlosetError
+from kloset.core.errors import InvalidInput, KlosetError
 from kloset.core.ingest.catalog import CatalogIngest, Submission
 from kloset.core.ingest.queue import IngestQueue
 from kloset.v1 import ingest_pb2, ingest_pb2_grpc
 
 SERVICE_NAME = ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name
 _DEFAULT_DEAD_LETTER_LIMIT = 100
+MAX_DEAD_LETTER_LIMIT = 1000  # a page; more could read the whole stream into one answer and outgrow a message
 
 
 def _submission(request: ingest_pb2.SubmitRequest) -> Submission:
@@ -61,6 +62,9 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
 
     @grpc_errors
     def ListDeadLetters(self, request: ingest_pb2.ListDeadLettersRequest, context: grpc.ServicerContext):
+        if request.limit > MAX_DEAD_LETTER_LIMIT:
+            raise InvalidInput(f"limit may be at most {MAX_DEAD_LETTER_LIMIT} dead letters; this request asks for "
+                               f"{request.limit}")  # fmt: skip
         letters, total = self._queue.dead_letters(request.limit or _DEFAULT_DEAD_LETTER_LIMIT)
         return ingest_pb2.ListDeadLettersResponse(
             dead_letters=[dead_letter_to_proto(letter) for letter in letters], total=total

@@ -18,16 +18,17 @@ from kloset.core.index.outfits import OutfitFinder
 from kloset.core.index.reindex import CatalogReindexer, ReindexAborted, ReindexRunning, ReindexSummary
 from kloset.core.index.search import SearchEngine
 from kloset.core.index.store import GarmentStore
+from kloset.core.limits import InputLimits
 from kloset.v1 import search_pb2, search_pb2_grpc
 
 SERVICE_NAME = search_pb2.DESCRIPTOR.services_by_name["SearchService"].full_name
 
 
 class SearchServicer(search_pb2_grpc.SearchServiceServicer):
-    def __init__(self, engine: SearchEngine, outfits: OutfitFinder, images: GarmentImages, max_garments: int,
+    def __init__(self, engine: SearchEngine, outfits: OutfitFinder, images: GarmentImages, limits: InputLimits,
                  store: GarmentStore, reindexer: CatalogReindexer) -> None:  # fmt: skip
         self._engine = engine
-        self._max_garments = max_garments
+        self._limits = limits
         self._outfits = outfits
         self._images = images
         self._store = store
@@ -35,7 +36,7 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
 
     @grpc_errors
     def SearchByImage(self, request: search_pb2.SearchByImageRequest, context: grpc.ServicerContext):
-        regions = regions_from_proto(request.garments, self._max_garments)
+        regions = regions_from_proto(request.garments, self._limits)
         options = options_from_proto(request.options)
         timings: dict[str, float] = {}
         answers = self._engine.search_by_image(
@@ -102,7 +103,7 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
                 raise InvalidInput("garment is a region of the image; it cannot go with item_id")
             answers = [self._outfits.by_item(request.item_id, proposed, request.top_k)]
         else:
-            regions = regions_from_proto([request.garment], self._max_garments) if request.HasField("garment") else []
+            regions = regions_from_proto([request.garment], self._limits) if request.HasField("garment") else []
             answers = self._outfits.by_image(request.image, regions, proposed, request.top_k)
         return search_pb2.CompleteLookResponse(garments=[results_to_proto(a) for a in answers])
 
