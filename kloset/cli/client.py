@@ -14,8 +14,18 @@ class CommandError(Exception):
     """A failure the CLI reports as one line on stderr and a non-zero exit."""
 
 
+def message_too_large(error: grpc.RpcError) -> bool:
+    """gRPC's own refusal of a message over its size limit, on either side: sending it again cannot help."""
+    return error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "message larger than max" in (error.details() or "")
+
+
 def rpc_message(error: grpc.RpcError) -> str:
     code = error.code()
+    if message_too_large(error):
+        return (
+            f"RESOURCE_EXHAUSTED: {error.details()}: a message is larger than KLOSET_MAX_MESSAGE_BYTES allows "
+            "(the limit of the server and of this client, in bytes)"
+        )
     if code == grpc.StatusCode.UNAVAILABLE:
         return f"service unavailable ({error.details()}); is `kloset serve` running?"
     if code == grpc.StatusCode.UNAUTHENTICATED:

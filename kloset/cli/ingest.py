@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from kloset.cli.client import Clients, CommandError, rpc_message
+from kloset.cli.client import Clients, CommandError, message_too_large, rpc_message
 from kloset.cli.progress import Progress
 from kloset.core.garments.folders import CatalogPhoto, scan_catalog
 from kloset.v1 import ingest_pb2
@@ -130,7 +130,7 @@ def submit_photo(stub, photo: CatalogPhoto, item_id: str, deadline: float):
         try:
             return stub.Submit(request, timeout=120, wait_for_ready=True)
         except grpc.RpcError as exc:
-            if exc.code() in _ITEM_ERRORS:
+            if exc.code() in _ITEM_ERRORS or message_too_large(exc):  # this photo's problem; the others may go on
                 return exc
             if exc.code() not in _RETRYABLE or time.monotonic() + delay > deadline:
                 raise CommandError(rpc_message(exc)) from None
@@ -141,7 +141,7 @@ def submit_photo(stub, photo: CatalogPhoto, item_id: str, deadline: float):
 def _record(report: IngestReport, photo: CatalogPhoto, outcome) -> None:
     name = photo.image.name
     if isinstance(outcome, grpc.RpcError):
-        report.fail(name, outcome.details())
+        report.fail(name, rpc_message(outcome) if message_too_large(outcome) else outcome.details())
     elif isinstance(outcome, OSError):
         report.fail(name, f"cannot read: {outcome}")
     elif outcome.job.state == ingest_pb2.JOB_STATE_SKIPPED:

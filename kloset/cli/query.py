@@ -9,6 +9,7 @@ from kloset.cli.client import Clients, CommandError, rpc_message
 from kloset.core.errors import InvalidInput
 from kloset.core.garments.kfashion import parse_label
 from kloset.core.garments.regions import Region, make_box
+from kloset.core.limits import InputLimits
 from kloset.services.convert import regions_to_proto
 from kloset.v1 import attribute_pb2, garment_pb2, search_pb2
 
@@ -28,11 +29,12 @@ def _policy_name(value: int) -> str:
     return search_pb2.FilterPolicy.Name(value).removeprefix("FILTER_POLICY_").lower()
 
 
-def _regions(args) -> list[Region]:
-    """Regions from --label (K-Fashion JSON) or --box x,y,w,h; none means the whole photo."""
+def _regions(args, limits: InputLimits) -> list[Region]:
+    """Regions from --label (K-Fashion JSON, within the limits the services apply) or --box x,y,w,h; none means
+    the whole photo."""
     try:
         if args.label:
-            return [g.region for g in parse_label(args.label.read_bytes()).garments]
+            return [g.region for g in parse_label(args.label.read_bytes(), limits).garments]
         if args.box:
             parts = [float(v) for v in args.box.split(",")]
             if len(parts) != 4:
@@ -75,7 +77,7 @@ def _options(args) -> search_pb2.SearchOptions:
 def run_search(clients: Clients, args) -> int:
     stub = clients.search()
     item, image = _query(args)
-    request_regions = [] if item else _regions(args)
+    request_regions = [] if item else _regions(args, clients.settings.input_limits)
     search_filter = search_pb2.SearchFilter(categories=args.category or [], colors=args.color or [])
     try:
         if item:
@@ -97,7 +99,7 @@ def run_search(clients: Clients, args) -> int:
 
 def run_outfit(clients: Clients, args) -> int:
     item, image = _query(args)
-    regions = _regions(args)
+    regions = _regions(args, clients.settings.input_limits)
     if item and regions:
         raise CommandError("--label and --box describe a photo; they cannot go with --item")
     if len(regions) > 1:
@@ -185,7 +187,8 @@ def _garment_json(g: search_pb2.GarmentResults) -> dict:
 
 
 def run_classify(clients: Clients, args) -> int:
-    request = attribute_pb2.ClassifyRequest(image=_read(args.image), garments=regions_to_proto(_regions(args)))
+    regions = _regions(args, clients.settings.input_limits)
+    request = attribute_pb2.ClassifyRequest(image=_read(args.image), garments=regions_to_proto(regions))
     try:
         response = clients.attribute().Classify(request, timeout=TIMEOUT_S)
     except grpc.RpcError as exc:

@@ -135,6 +135,21 @@ def test_user_errors_are_one_clear_line_and_a_non_zero_exit(ingested, args, mess
     assert "Traceback" not in result.stderr
 
 
+def test_a_photo_over_the_message_limit_is_one_clear_line_and_never_retried(ingested, tmp_path):
+    env, _ = ingested
+    big = tmp_path / "big.jpg"
+    big.write_bytes(b"\xff\xd8" + bytes(2 * 1024 * 1024))
+    small = {**env, "KLOSET_MAX_MESSAGE_BYTES": str(1024 * 1024)}
+    result = run(small, "classify", big, check_exit=1)
+    assert "KLOSET_MAX_MESSAGE_BYTES" in result.stderr and "larger than max" in result.stderr
+    assert "Traceback" not in result.stderr
+    started = time.monotonic()  # RESOURCE_EXHAUSTED for a full queue is retried; for this photo it never helps
+    report = json.loads(run(small, "ingest", big, "--json", "--timeout", "60", check_exit=1).stdout)
+    assert time.monotonic() - started < 30
+    [failure] = report["failures"]
+    assert failure["item"] == "big.jpg" and "KLOSET_MAX_MESSAGE_BYTES" in failure["reason"]
+
+
 def test_health_fails_when_nothing_answers(tmp_path):
     env = {
         "PATH": "/usr/bin:/bin",
