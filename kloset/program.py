@@ -70,28 +70,23 @@ class Program:
             blobs = BlobStore(s.blob_root) if self.roles & {Role.INGEST, Role.SEARCH, Role.WORKER} else None
             self._start_metrics(queue, store)
             if Role.ATTRIBUTE in self.roles:
-                servicer = AttributeServicer(classifier, s.max_garments_per_request)
+                servicer = AttributeServicer(classifier, s.input_limits)
                 self._serve(Role.ATTRIBUTE, servicer.register, [ATTRIBUTE_SERVICE])
             if Role.SEARCH in self.roles:
                 engine = SearchEngine(
                     classifier, store, s.top_k, policy=s.filter_policy, weights=s.ranking_weights,
-                    candidates=s.search_candidates,
+                    candidates=s.search_candidates, max_top_k=s.max_top_k,
                 )  # fmt: skip
                 outfits = OutfitFinder(engine, store, similar=s.outfit_similar)
                 images = GarmentImages(store, blobs, s.max_image_pixels)
-                reindexer = CatalogReindexer(
-                    classifier, store, blobs, max_pixels=s.max_image_pixels, max_label_bytes=s.max_label_bytes,
-                    batch_photos=s.batch_garments,
-                )  # fmt: skip
-                search = SearchServicer(engine, outfits, images, s.max_garments_per_request, store, reindexer)
+                reindexer = CatalogReindexer(classifier, store, blobs, s.input_limits, batch_photos=s.batch_garments)
+                search = SearchServicer(engine, outfits, images, s.input_limits, store, reindexer)
                 self._serve(Role.SEARCH, search.register, [SEARCH_SERVICE])
             if Role.INGEST in self.roles:
-                catalog = CatalogIngest(queue, blobs, max_pixels=s.max_image_pixels, max_label_bytes=s.max_label_bytes)
+                catalog = CatalogIngest(queue, blobs, s.input_limits)
                 self._serve(Role.INGEST, IngestServicer(catalog, queue).register, [INGEST_SERVICE])
             if Role.WORKER in self.roles:
-                indexer = GarmentIndexer(
-                    classifier, store, blobs, max_pixels=s.max_image_pixels, max_label_bytes=s.max_label_bytes
-                )
+                indexer = GarmentIndexer(classifier, store, blobs, s.input_limits)
                 self._start_workers(queue, indexer)
                 self._serve(Role.WORKER, lambda server: None, [])
         except BaseException:
@@ -134,7 +129,8 @@ class Program:
             url = embedded.start()
             self._closers.append(embedded.stop)  # closed last (closers run in reverse), after the workers
             log.info("embedded redis-server (%s) at %s", embedded.binary, url)
-        client = connect(url)
+        password = s.redis_password.get_secret_value() if s.redis_password else None
+        client = connect(url, password, str(s.tls_ca) if s.tls_ca else None)
         self._closers.append(client.close)
         queue = IngestQueue(
             client,
