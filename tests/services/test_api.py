@@ -1,8 +1,8 @@
 """The gRPC API end to end: every role running in one process on real ports, a real redis-server, Qdrant local."""
 
 import io
-import logging
 import json
+import logging
 import time
 
 import grpc
