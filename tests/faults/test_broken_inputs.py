@@ -127,7 +127,9 @@ def test_a_mixed_batch_indexes_every_valid_item_and_names_every_problem(tmp_path
     )  # fmt: skip
     stats = json.loads(subprocess.run([KLOSET, "stats", "--json"], env=serve.env, capture_output=True, text=True,
                                       check=True).stdout)  # fmt: skip
+    versions = stats.pop("model_versions")
     assert stats == {"indexed": 2 * valid, "queued": 0, "pending": 0, "dead_lettered": 0}
+    assert sum(versions.values()) == 2 * valid and len(versions) == 1  # one model indexed every garment
     assert subprocess.run([KLOSET, "health"], env=serve.env, capture_output=True).returncode == 0  # no crash
     queue = serve.ingest().GetQueueStats(ingest_pb2.GetQueueStatsRequest(), timeout=10)
     report("broken-inputs", submitted=300, kinds=len(BROKEN), indexed=stats["indexed"], duplicates=counts["duplicates"],
