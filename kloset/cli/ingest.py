@@ -5,6 +5,7 @@ unavailable, and can be interrupted and re-run: content that is already queued o
 duplicate and is not processed again.
 """
 
+import contextvars
 import json
 import re
 import sys
@@ -103,7 +104,11 @@ def _submit_all(stub, photos: list[CatalogPhoto], report: IngestReport, deadline
     progress = Progress("submitted", len(photos), enabled=not args.quiet)
     pool = ThreadPoolExecutor(_SUBMITTERS)
     try:
-        futures = {pool.submit(submit_photo, stub, p, args.item_id or "", deadline): p for p in photos}
+        # Each submission runs in a copy of this thread's context, so it sends the command's request id.
+        futures = {
+            pool.submit(contextvars.copy_context().run, submit_photo, stub, p, args.item_id or "", deadline): p
+            for p in photos
+        }
         for count, future in enumerate(as_completed(futures), start=1):
             _record(report, futures[future], future.result())
             progress.update(count)

@@ -10,6 +10,7 @@ import grpc
 
 from kloset.bench.document import DOCS_DIR
 from kloset.cli.client import Clients, CommandError, rpc_message
+from kloset.core import request_context
 from kloset.core.config import ConfigError, Role, load_settings, parse_roles
 from kloset.core.errors import KlosetError
 from kloset.v1 import ingest_pb2
@@ -176,13 +177,17 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"kloset: bad configuration: {exc}", file=sys.stderr)
         return 2
+    # One request id for the whole command: every call it makes (and every job `kloset ingest` queues) carries
+    # it, so one id finds the command's work in every service's log.
+    request = request_context.new_request_id()
     try:
-        return _dispatch(args, settings)
+        with request_context.bound(None if args.command == "serve" else request):
+            return _dispatch(args, settings)
     except (CommandError, KlosetError, ValueError, OSError) as exc:
         print(f"kloset {args.command}: {exc}", file=sys.stderr)
         return 1
     except grpc.RpcError as exc:
-        print(f"kloset {args.command}: {rpc_message(exc)}", file=sys.stderr)
+        print(f"kloset {args.command}: {rpc_message(exc)} (request id {request})", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -1,6 +1,7 @@
 """The `kloset` console script as users run it, against roles running on real ports."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -50,6 +51,25 @@ def test_stats_and_health(ingested):
     assert len(versions) == 1 and sum(versions.values()) == 54
     health = run(env, "health")
     assert health.stdout.count("SERVING") == 4
+
+
+def test_every_job_of_one_ingest_run_carries_the_commands_request_id(kloset, ingested):
+    from collections import Counter
+
+    from kloset.core.ingest.embedded_redis import EmbeddedRedis
+    from kloset.core.ingest.queue import connect
+
+    redis = connect(EmbeddedRedis(kloset.settings.redis_dir).url)
+    jobs = redis.keys(f"{kloset.settings.stream}:job:*")
+    ids = Counter(redis.hget(job, "request_id") for job in jobs)
+    [(run_id, count)] = ids.most_common(1)
+    assert count >= 27 and re.fullmatch(r"[0-9a-f]{32}", run_id)  # the 27 photos `ingested` submitted
+
+
+def test_a_failed_call_names_the_commands_request_id(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "KLOSET_SEARCH_ADDR": "127.0.0.1:9", "KLOSET_INGEST_ADDR": "127.0.0.1:9"}
+    result = run(env, "stats", check_exit=1)
+    assert re.search(r"\(request id [0-9a-f]{32}\)$", result.stderr.strip()), result.stderr
 
 
 def test_search_by_item_json_contract(ingested):
