@@ -148,3 +148,27 @@ def test_graceful_stop_finishes_a_call_in_flight_and_refuses_new_ones(
     assert in_flight.result().garments  # the call in flight was answered in full
     stopping.join(30)
     assert not stopping.is_alive()
+
+
+def test_calls_to_several_attribute_replicas_are_spread_over_them(
+    tmp_path, attribute, tiny_model_dir, tiny_segmenter_dir, sample_catalog
+):
+    """Replicas behind one name (DNS in compose; an ipv4: list here) each get calls: round_robin, not pick_first."""
+    second = ProbedProgram(role_settings(tmp_path / "second", tiny_model_dir, tiny_segmenter_dir),
+                           frozenset({Role.ATTRIBUTE}))  # fmt: skip
+    second.start()
+    replicas = [address(p, Role.ATTRIBUTE) for p in (attribute, second)]
+    settings = role_settings(tmp_path / "search", tmp_path / "no-model-here",
+                             attribute_addr="ipv4:" + ",".join(replicas))  # fmt: skip
+    search = Program(settings, frozenset({Role.SEARCH}))
+    search.start()
+    try:
+        attribute.seen.clear()
+        stub = search_pb2_grpc.SearchServiceStub(grpc.insecure_channel(address(search, Role.SEARCH)))
+        for _ in range(6):
+            stub.SearchByImage(search_pb2.SearchByImageRequest(image=photo(sample_catalog)), timeout=30)
+        assert len(attribute.seen) >= 2 and len(second.seen) >= 2
+        assert len(attribute.seen) + len(second.seen) == 6
+    finally:
+        search.stop()
+        second.stop()
