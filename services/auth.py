@@ -5,15 +5,12 @@ compared in constant time against every accepted key, and never logged or echoed
 """
 
 import hmac
-import logging
 from collections.abc import Sequence
 
 import grpc
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection
 from kloset.services.interceptors import refusing_handler
-
-log = logging.getLogger(__name__)
 
 OPEN_SERVICES = (
     health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
@@ -42,8 +39,7 @@ class ApiKeyInterceptor(grpc.ServerInterceptor):
         problem = self._problem(dict(handler_call_details.invocation_metadata or ()).get("authorization"))
         if problem is None:
             return handler
-        log.info("refused %s: %s", method, problem)
-        return refusing_handler(handler, grpc.StatusCode.UNAUTHENTICATED, problem)
+        return refusing_handler(handler, method, grpc.StatusCode.UNAUTHENTICATED, problem)
 
     def _problem(self, authorization: str | None) -> str | None:
         """Why a call's authorization metadata is refused (a message without the key), or None if accepted."""

@@ -46,11 +46,15 @@ def wrap_handler(handler: grpc.RpcMethodHandler | None, method: str, around: Aro
     return handler._replace(**{kind: unary})
 
 
-def refusing_handler(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, details: str) -> grpc.RpcMethodHandler:
-    """A handler of the same streaming kind as `handler` that ends every call with code and details."""
+def refusing_handler(
+    handler: grpc.RpcMethodHandler, method: str, code: grpc.StatusCode, details: str
+) -> grpc.RpcMethodHandler:
+    """A handler of the same streaming kind as `handler` that ends every call with code and details, logging why
+    (from inside the call, so the line carries its request id)."""
     kind = next(k for k in _KINDS if getattr(handler, k) is not None)
 
     def refuse(request, context):
+        log.info("refused %s: %s", method, details)
         context.abort(code, details)
 
     return handler._replace(**{kind: refuse})

@@ -210,7 +210,7 @@ class RefuseChecks(grpc.ServerInterceptor):
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
         if handler_call_details.method.endswith("/Check"):
-            return refusing_handler(handler, grpc.StatusCode.UNAUTHENTICATED, "no key")
+            return refusing_handler(handler, handler_call_details.method, grpc.StatusCode.UNAUTHENTICATED, "no key")
         return handler
 
 

@@ -19,6 +19,7 @@ from kloset.bench.stack import free_port
 from kloset.core.config import Role
 from kloset.core.errors import Unavailable
 from kloset.core.ingest.embedded_redis import find_redis_server
+from kloset.core.request_context import RequestIdFilter
 from kloset.program import Program
 from kloset.v1 import attribute_pb2, attribute_pb2_grpc, ingest_pb2, ingest_pb2_grpc, search_pb2, search_pb2_grpc
 from tests.conftest import role_settings
@@ -94,11 +95,15 @@ def test_a_call_without_a_key_is_unauthenticated(rest, tmp_path, certificate):
 
 def test_a_wrong_key_is_unauthenticated_and_never_echoed(rest, tmp_path, certificate, caplog):
     caplog.set_level(logging.DEBUG)
+    caplog.handler.addFilter(RequestIdFilter())
     stub = search_stub(rest, client(tmp_path, certificate, api_key="key-one-but-wrong"))
-    error = refused(lambda: stub.GetIndexStats(search_pb2.GetIndexStatsRequest(), timeout=10))
+    error = refused(lambda: stub.GetIndexStats(search_pb2.GetIndexStatsRequest(), timeout=10,
+                                               metadata=[("x-request-id", "auth-trace-3")]))  # fmt: skip
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
     assert error.details() == "the API key is not valid"
     assert "key-one" not in caplog.text  # neither the offered key nor an accepted one is logged
+    [why] = [r for r in caplog.records if r.getMessage().startswith("refused /kloset.v1.SearchService/")]
+    assert why.request_id == "auth-trace-3" and "not valid" in why.getMessage()
 
 
 def test_a_key_without_the_bearer_scheme_is_unauthenticated(rest, tmp_path, certificate):
