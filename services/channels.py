@@ -5,6 +5,7 @@ module reads the certificate settings."""
 import collections
 
 import grpc
+from kloset.services.interceptors import REQUEST_ID_HEADER
 
 from kloset.core import request_context
 from kloset.core.config import Settings
@@ -67,7 +68,7 @@ class OutgoingCallInterceptor(
         if self._api_key:
             metadata.append(("authorization", f"Bearer {self._api_key}"))
         if (request_id := request_context.request_id()) is not None:
-            metadata.append(("x-request-id", request_id))
+            metadata.append((REQUEST_ID_HEADER, request_id))
         timeout = details.timeout
         if (left := request_context.remaining_s()) is not None:
             if left <= 0:

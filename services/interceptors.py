@@ -25,11 +25,16 @@ _HEALTH_PREFIX = "/grpc.health.v1."
 _NO_DEADLINE_S = 1e9  # grpc reports a call without a deadline as ~292 years remaining
 
 
+def _kind(handler: grpc.RpcMethodHandler) -> str:
+    """Which of the handler's four behaviour slots is filled (its streaming kind)."""
+    return next(k for k in _KINDS if getattr(handler, k) is not None)
+
+
 def wrap_handler(handler: grpc.RpcMethodHandler | None, method: str, around: Around) -> grpc.RpcMethodHandler | None:
     """The handler with each behaviour run inside around(method, context); None (unknown method) stays None."""
     if handler is None:
         return None
-    kind = next(k for k in _KINDS if getattr(handler, k) is not None)
+    kind = _kind(handler)
     behaviour = getattr(handler, kind)
     if handler.response_streaming:
 
@@ -51,7 +56,7 @@ def refusing_handler(
 ) -> grpc.RpcMethodHandler:
     """A handler of the same streaming kind as `handler` that ends every call with code and details, logging why
     (from inside the call, so the line carries its request id)."""
-    kind = next(k for k in _KINDS if getattr(handler, k) is not None)
+    kind = _kind(handler)
 
     def refuse(request, context):
         log.info("refused %s: %s", method, details)

@@ -178,9 +178,9 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_api_keys(self) -> "Settings":
         # A keys file that yields no key would silently leave every service open: refuse it instead.
-        if self.api_keys_file is not None and not _keys_in(self.api_keys_file.read_text(errors="replace")):
+        if self.api_keys_file is not None and not self._file_api_keys():
             raise ValueError(f"KLOSET_API_KEYS_FILE: no key in {self.api_keys_file} (one key per line)")
-        if self.api_keys is not None and not _keys_in(self.api_keys.get_secret_value().replace(",", "\n")):
+        if self.api_keys is not None and not self._listed_api_keys():
             raise ValueError("KLOSET_API_KEYS: no key in it (comma-separated keys); unset it to turn keys off")
         return self
 
@@ -201,9 +201,13 @@ class Settings(BaseSettings):
     @property
     def accepted_api_keys(self) -> tuple[str, ...]:
         """Every key the servers accept (KLOSET_API_KEYS and the file's); empty: keys are off."""
-        keys = _keys_in(self.api_keys.get_secret_value().replace(",", "\n")) if self.api_keys else ()
-        file_keys = _keys_in(self.api_keys_file.read_text(errors="replace")) if self.api_keys_file else ()
-        return tuple(dict.fromkeys((*keys, *file_keys)))
+        return tuple(dict.fromkeys((*self._listed_api_keys(), *self._file_api_keys())))
+
+    def _listed_api_keys(self) -> tuple[str, ...]:
+        return _keys_in(self.api_keys.get_secret_value().replace(",", "\n")) if self.api_keys else ()
+
+    def _file_api_keys(self) -> tuple[str, ...]:
+        return _keys_in(self.api_keys_file.read_text(errors="replace")) if self.api_keys_file else ()
 
     @property
     def client_tls(self) -> bool:
