@@ -21,7 +21,10 @@ def _progress(quiet: bool):
 
 
 def run_bench(args, settings: Settings) -> int:
-    benchmarks = {"retrieval": _retrieval, "store": _store, "search": _search, "model": _model, "ingest": _ingest}
+    benchmarks = {
+        "retrieval": _retrieval, "relevance": _relevance, "store": _store, "search": _search, "model": _model,
+        "ingest": _ingest,
+    }  # fmt: skip
     if args.what not in benchmarks:
         raise CommandError(f"unknown benchmark {args.what}")
     return benchmarks[args.what](args, settings)
@@ -133,4 +136,31 @@ def _retrieval(args, settings: Settings) -> int:
         print(json.dumps(figures, ensure_ascii=False))
     else:
         sys.stdout.write(retrieval_table(figures, args.data.name))
+    return 0
+
+
+def _relevance(args, settings: Settings) -> int:
+    from kloset.bench.relevance import RelevanceBench, run_relevance_benchmark
+    from kloset.bench.relevance_report import relevance_table, save_relevance_plot
+    from kloset.core.models.attributes import read_info
+
+    for folder in (args.data, args.queries):
+        if folder is not None and not (folder / "labels").is_dir() and not any(folder.rglob("*.json")):
+            raise CommandError(f"{folder} is not a K-Fashion folder (no labels/ and no label JSON)")
+    if (args.limit is not None and args.limit < 1) or args.near_duplicates < 0:
+        raise CommandError("--limit must be at least 1 and --near-duplicates 0 or more")
+    training = read_info(settings.model_dir).training
+    tag_photos = training.get("extra_garments_by_kind", {}).get("tag", training.get("extra_garments_train"))
+    bench = RelevanceBench(
+        data=args.data, queries=args.queries, validation_percent=int(training.get("validation_percent", 15)),
+        trained_on_extras=bool(tag_photos), limit=args.limit,
+        near_duplicates=args.near_duplicates, seed=args.seed,
+    )  # fmt: skip
+    figures = run_relevance_benchmark(bench, _log(args))
+    if args.plot:
+        save_relevance_plot(figures, args.plot)
+    if args.table:
+        args.table.parent.mkdir(parents=True, exist_ok=True)
+        args.table.write_text(relevance_table(figures), encoding="utf-8")
+    print(json.dumps(figures, ensure_ascii=False) if args.json else relevance_table(figures))
     return 0
