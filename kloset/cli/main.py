@@ -15,6 +15,8 @@ from kloset.core.config import ConfigError, Role, load_settings, parse_roles
 from kloset.core.errors import KlosetError
 from kloset.v1 import ingest_pb2
 
+DEFAULT_BENCH_DATA = Path("../shared/data/ccp")  # the data set beside the repository, as CI lays it out
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kloset", description="Garment similarity search over gRPC.")
@@ -97,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--queries", type=Path, help="attributes: tag-only photos (queries/ with tags.json) as extra data"
     )
+    train.add_argument("--street-crops", action="store_true",
+                       help="attributes: also train the category head on the training photos' garments cut out as "
+                       "street queries are (the segmenter's crop, and masks that err as it does)")  # fmt: skip
 
     bench = commands.add_parser("bench", help="benchmarks that print JSON figures and write docs/benchmarks.md")
     benches = bench.add_subparsers(dest="what", required=True, metavar="BENCHMARK")
@@ -109,6 +114,20 @@ def build_parser() -> argparse.ArgumentParser:
     retrieval.add_argument(
         "--cache", type=Path, help="keep the model's answers here, for reruns with other ranking settings"
     )
+    relevance = benches.add_parser(
+        "relevance", help="search relevance for photos the catalog and the models never saw (docs/search.md)"
+    )
+    relevance.add_argument("--data", type=Path, default=DEFAULT_BENCH_DATA,
+                           help="a K-Fashion folder: the catalog and, by default, the queries (its validation "
+                           "photos); default ../shared/data/ccp")  # fmt: skip
+    relevance.add_argument("--queries", type=Path,
+                           help="a K-Fashion folder of query photos, searched against all of --data")  # fmt: skip
+    relevance.add_argument("--limit", type=int, help="only the first N query photos")
+    relevance.add_argument("--near-duplicates", type=int, default=100,
+                           help="catalog photos re-viewed to check near-duplicate recall@1 (default 100)")  # fmt: skip
+    relevance.add_argument("--seed", type=int, default=0, help="seed of the near-duplicate views")
+    relevance.add_argument("--plot", type=Path, help="write the precision plot (PNG) here")
+    relevance.add_argument("--table", type=Path, help="write the figures as a markdown table here")
     store = benches.add_parser("store", help="filtered top-10 latency and recall@10 on each store backend")
     store.add_argument("--points", type=int, default=100_000, help="the largest catalog (default 100000)")
     store.add_argument("--sizes", help="catalog sizes to measure, comma-separated (default 10000,50000,POINTS)")
@@ -129,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest_bench = benches.add_parser("ingest", help="garments/s end to end on a temporary kloset serve")
     ingest_bench.add_argument("--data", type=Path, required=True, help="a K-Fashion folder (images/ + labels/)")
     ingest_bench.add_argument("--limit", type=int, help="only the first N photos of the folder")
-    for parser_ in (retrieval, store, search_bench, model_bench, ingest_bench):
+    for parser_ in (retrieval, relevance, store, search_bench, model_bench, ingest_bench):
         parser_.add_argument("--quiet", action="store_true", help="no progress on stderr")
         parser_.add_argument("--json", action="store_true")
     for parser_ in (store, search_bench, model_bench, ingest_bench):
@@ -358,6 +377,15 @@ def _train(args, settings) -> int:
             cache = args.cache.with_name(f"{args.cache.stem}-queries.npz") if args.cache else None
             extra = extract_query_features(args.queries, args.input_size, segmenter, settings.backbone_weights, cache)
             features = merge(features, extra)
+        if args.street_crops:
+            from kloset.core.models.segmenter import Segmenter
+            from kloset.core.models.training import extract_street_features, merge
+
+            segmenter = Segmenter.load(settings.segmenter_dir, settings.backbone_weights)
+            cache = args.cache.with_name(f"{args.cache.stem}-street.npz") if args.cache else None
+            street = extract_street_features(args.data, args.input_size, segmenter, settings.backbone_weights, cache,
+                                             args.validation_percent, seed=args.seed)  # fmt: skip
+            features = merge(features, street)
         info = train_heads(
             features, input_size=args.input_size, out_dir=args.out or Path("models/attributes"),
             epochs=args.epochs or 40, validation_percent=args.validation_percent, seed=args.seed,
