@@ -126,14 +126,19 @@ class Settings(BaseSettings):
     max_points_per_polygon: int = Field(default=InputLimits.max_points, ge=3, le=1_000_000)
     max_top_k: int = Field(default=1000, ge=1, le=10_000)  # top_k a request may ask for; 0 asks for KLOSET_TOP_K
 
-    # Search ranking (docs/search.md: each default chosen by `kloset bench retrieval` on ../shared/data/ccp)
+    # Search ranking (docs/search.md: each default chosen by cross-validation by photo on ../shared/data/ccp,
+    # benchmarks/tune_ranking.py, and reported by `kloset bench relevance` on photos outside that choice)
     filter_policy: FilterPolicy = FilterPolicy.SOFT  # for requests that name none
     search_candidates: int = Field(default=100, ge=1, le=10_000)  # prefetched per vector before ranking
     rank_visual_weight: float = Field(default=RankingWeights.visual, ge=0)
     rank_color_weight: float = Field(default=RankingWeights.color, ge=0)
     rank_category_weight: float = Field(default=RankingWeights.category, ge=0)
     rank_color_label_weight: float = Field(default=RankingWeights.color_label, ge=0)
+    rank_category_temperature: float = Field(default=RankingWeights.category_temperature, gt=0, le=100)
+    rank_color_temperature: float = Field(default=RankingWeights.color_temperature, gt=0, le=100)
     rank_neighbour_share: float = Field(default=RankingWeights.neighbour_share, ge=0, le=1)
+    rank_neighbour_far: float = Field(default=RankingWeights.neighbour_far, ge=-1, le=1)
+    rank_neighbour_near: float = Field(default=RankingWeights.neighbour_near, ge=-1, le=1)
     rank_neighbour_temperature: float = Field(default=RankingWeights.neighbour_temperature, gt=0)
     rank_neighbours: int = Field(default=RankingWeights.neighbours, ge=0, le=1000)
     outfit_similar: int = Field(default=20, ge=1, le=1000)  # similar garments vouching in CompleteLook
@@ -182,6 +187,13 @@ class Settings(BaseSettings):
             raise ValueError(f"KLOSET_API_KEYS_FILE: no key in {self.api_keys_file} (one key per line)")
         if self.api_keys is not None and not self._listed_api_keys():
             raise ValueError("KLOSET_API_KEYS: no key in it (comma-separated keys); unset it to turn keys off")
+        return self
+
+    @model_validator(mode="after")
+    def _check_neighbours(self) -> "Settings":
+        if self.rank_neighbour_near < self.rank_neighbour_far:
+            raise ValueError(f"KLOSET_RANK_NEIGHBOUR_NEAR={self.rank_neighbour_near} is below "
+                             f"KLOSET_RANK_NEIGHBOUR_FAR={self.rank_neighbour_far}")  # fmt: skip
         return self
 
     @model_validator(mode="after")
@@ -253,7 +265,11 @@ class Settings(BaseSettings):
             color=self.rank_color_weight,
             category=self.rank_category_weight,
             color_label=self.rank_color_label_weight,
+            category_temperature=self.rank_category_temperature,
+            color_temperature=self.rank_color_temperature,
             neighbour_share=self.rank_neighbour_share,
+            neighbour_far=self.rank_neighbour_far,
+            neighbour_near=self.rank_neighbour_near,
             neighbour_temperature=self.rank_neighbour_temperature,
             neighbours=self.rank_neighbours,
         )

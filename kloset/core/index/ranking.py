@@ -1,10 +1,11 @@
-"""Ranking a prefetched candidate set: fused visual + color similarity, and (SOFT) the predicted distributions.
+"""Ranking a prefetched candidate set: fused visual + color similarity, and (SOFT) the query's label distribution.
 
-The model's category and color are jointly right for fewer than half of the garments, so a hard filter on their
-argmax throws the right garment away more often than not. SOFT instead adds to each candidate's similarity the
-log-probability of the candidate's own labels under the query's label distribution, which mixes the model's
-prediction with the labels of the query's nearest catalog neighbours (catalog labels are annotations, so they are
-evidence; a near-duplicate neighbour outweighs the rest through a softmax over similarity).
+SOFT adds to each candidate's similarity the log-probability of the candidate's own labels under the query's
+label distribution: the model's prediction, calibrated (temperature scaling), mixed with the labels of the
+query's nearest catalog neighbours only as far as those neighbours are close enough to be the same garment. A
+new photo of a garment the catalog holds finds its copy (its label outweighs the model's guess); a photo the
+catalog has never seen has no such neighbour, and the model decides. The weights are chosen by cross-validation
+on photos outside the catalog (benchmarks/tune_ranking.py, docs/search.md).
 """
 
 from collections.abc import Sequence
@@ -24,16 +25,27 @@ class FilterPolicy(StrEnum):
 
 @dataclass(frozen=True)
 class RankingWeights:
-    """The ranking's knobs; defaults chosen by `kloset bench retrieval` on ../shared/data/ccp (docs/search.md)."""
+    """The ranking's knobs; defaults chosen by cross-validation by photo on ../shared/data/ccp, never on the
+    queries a figure is reported on (benchmarks/tune_ranking.py, docs/search.md)."""
 
     visual: float = 1.0
     color: float = 0.25
     category: float = 0.05  # weight of log p(candidate's category) under SOFT
     color_label: float = 0.02  # weight of log p(candidate's color) under SOFT
-    neighbour_share: float = 0.8  # how much the neighbours' labels count against the model's prediction
-    neighbour_temperature: float = 0.02  # softmax temperature over neighbours' visual similarity
+    category_temperature: float = 1.0  # calibration of the model's category distribution (p ** (1 / T))
+    color_temperature: float = 1.0  # ... and of its color distribution
+    neighbour_share: float = 0.8  # how much a neighbour that is surely the same garment counts against the model
+    neighbour_far: float = 0.0  # visual similarity at or below which a neighbour says nothing of the query
+    neighbour_near: float = 0.0  # ... at or above which it counts fully (linear in between)
+    neighbour_temperature: float = 0.02  # softmax temperature over the close neighbours' visual similarity
     neighbours: int = 10
     probability_floor: float = 1e-3  # a label the query rules out costs log(floor), not -inf
+
+    def closeness(self, similarity: np.ndarray) -> np.ndarray:
+        """How surely each neighbour is the query's own garment, 0 to 1, from its visual similarity."""
+        if self.neighbour_near <= self.neighbour_far:
+            return (similarity > self.neighbour_far).astype(np.float64)
+        return np.clip((similarity - self.neighbour_far) / (self.neighbour_near - self.neighbour_far), 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -67,19 +79,38 @@ def similarities(
     return np.array([_dot(query.embedding, c.garment.embedding) for c in candidates]), found
 
 
+def calibrated(model: dict[str, float], temperature: float) -> dict[str, float]:
+    """The model's distribution at a temperature (p ** (1 / T), renormalised): T > 1 softens an over-confident
+    head, T < 1 sharpens a timid one; the argmax never changes."""
+    if temperature == 1.0 or not model:
+        return dict(model)
+    labels = list(model)
+    logits = np.log(np.maximum([model[label] for label in labels], 1e-12)) / temperature
+    p = np.exp(logits - logits.max())
+    p /= p.sum()
+    return {label: float(v) for label, v in zip(labels, p, strict=True)}
+
+
 def label_distribution(
     model: dict[str, float], neighbour_labels: Sequence[str], neighbour_similarity: np.ndarray, w: RankingWeights
 ) -> dict[str, float]:
-    """Mix the model's distribution with a similarity-weighted vote of the nearest catalog neighbours' labels."""
+    """Mix the model's distribution with the labels of the neighbours close enough to be the query's garment.
+
+    The vote's share is neighbour_share times the closeness of the closest neighbour: with no neighbour above
+    neighbour_far, the model alone decides."""
     if not neighbour_labels or w.neighbour_share <= 0:
         return dict(model)
+    closeness = w.closeness(np.asarray(neighbour_similarity, dtype=np.float64))
+    share = w.neighbour_share * float(closeness.max())
+    if share <= 0:
+        return dict(model)
     logits = (neighbour_similarity - neighbour_similarity.max()) / w.neighbour_temperature
-    weights = np.exp(logits) / np.exp(logits).sum()
+    weights = np.exp(logits) * closeness
+    weights /= weights.sum()
     votes: dict[str, float] = {}
     for label, weight in zip(neighbour_labels, weights, strict=True):
         votes[label] = votes.get(label, 0.0) + float(weight)
     labels = set(model) | set(votes)
-    share = w.neighbour_share
     return {label: (1 - share) * model.get(label, 0.0) + share * votes.get(label, 0.0) for label in labels}
 
 
@@ -103,8 +134,10 @@ def _label_scores(
 ) -> np.ndarray:
     nearest = np.argsort(-visual, kind="stable")[: 0 if query.labels_known else w.neighbours]
     sims = visual[nearest]
-    categories = label_distribution(query.category_probabilities, [candidates[i].category for i in nearest], sims, w)
-    colors = label_distribution(query.color_probabilities, [candidates[i].color for i in nearest], sims, w)
+    model_categories = calibrated(query.category_probabilities, w.category_temperature)
+    model_colors = calibrated(query.color_probabilities, w.color_temperature)
+    categories = label_distribution(model_categories, [candidates[i].category for i in nearest], sims, w)
+    colors = label_distribution(model_colors, [candidates[i].color for i in nearest], sims, w)
     floor = w.probability_floor
     return np.array(
         [

@@ -7,9 +7,16 @@ import pytest
 from kloset.core.errors import InvalidInput, NotFound
 from kloset.core.garments.labels import Group
 from kloset.core.index.outfits import OutfitFinder
-from kloset.core.index.ranking import FilterPolicy, QueryGarment, RankingWeights, label_distribution, rank
+from kloset.core.index.ranking import (
+    FilterPolicy,
+    QueryGarment,
+    RankingWeights,
+    calibrated,
+    label_distribution,
+    rank,
+)
 from kloset.core.index.search import SearchEngine, SearchFilter, SearchOptions, strict_steps
-from kloset.core.index.store import Candidate, CatalogGarment
+from kloset.core.index.store import VISUAL, Candidate, CatalogGarment, StoreFilter
 from tests.core.index.backends import BACKENDS, open_backend
 
 DIM = 4
@@ -172,6 +179,39 @@ def test_label_distribution_follows_a_near_duplicate_neighbour():
     mixed = label_distribution({"blouse": 0.7, "shirt": 0.3}, ["shirt", "blouse", "blouse"],
                                np.array([0.97, 0.80, 0.79]), weights)  # fmt: skip
     assert mixed["shirt"] > mixed["blouse"] and sum(mixed.values()) == pytest.approx(1.0)
+
+
+def test_the_neighbour_vote_gives_way_to_the_model_when_no_neighbour_is_close():
+    weights = RankingWeights(neighbour_share=0.9, neighbour_far=0.8, neighbour_near=0.9, neighbour_temperature=0.02)
+    model = {"blouse": 0.7, "shirt": 0.3}
+    # A new photo: its nearest catalog garments are merely alike (0.78 and below), so the model decides alone.
+    far = label_distribution(model, ["shirt", "shirt", "shirt"], np.array([0.78, 0.75, 0.70]), weights)
+    assert far == pytest.approx(model)
+    # Halfway between far and near, the vote counts half its share; at near or above, its whole share.
+    half = label_distribution(model, ["shirt", "blouse"], np.array([0.85, 0.70]), weights)
+    assert half["shirt"] == pytest.approx(0.55 * 0.3 + 0.45 * 1.0)
+    close = label_distribution(model, ["shirt", "blouse"], np.array([0.97, 0.70]), weights)
+    assert close["shirt"] == pytest.approx(0.1 * 0.3 + 0.9 * 1.0)
+
+
+def test_calibration_changes_the_confidence_never_the_prediction():
+    model = {"blouse": 0.6, "shirt": 0.3, "top": 0.1}
+    soft, sharp = calibrated(model, 2.0), calibrated(model, 0.5)
+    assert max(soft, key=soft.get) == max(sharp, key=sharp.get) == "blouse"
+    assert soft["blouse"] < 0.6 < sharp["blouse"] and sum(soft.values()) == pytest.approx(1.0)
+    assert calibrated(model, 1.0) == model
+
+
+def test_soft_with_the_shipped_weights_fills_the_list_with_the_likeliest_labels_first(store):
+    """With no close neighbour, the shipped SOFT puts every garment of the predicted category and color (here
+    fewer than top_k) before the others, and still fills the list from the rest of the group: never short."""
+    store.upsert([garment(f"p{i}/top", "blouse", "white", (1, 0.1 * i, 0, 0)) for i in range(2)]
+                 + [garment(f"s{i}/top", "shirt", "black", (1, 0, 0.1 * i, 0.05)) for i in range(5)])  # fmt: skip
+    query = QueryGarment(unit(0, 1, 0, 0), None, {"blouse": 0.8, "shirt": 0.2}, {"white": 0.7, "black": 0.3})
+    candidates = store.candidates(query.embedding, VISUAL, StoreFilter(groups=(Group.TOP,)), 50)
+    hits = rank(query, candidates, FilterPolicy.SOFT, RankingWeights())
+    assert len(hits) == 7
+    assert [h.garment.category for h in hits[:2]] == ["blouse", "blouse"]
 
 
 def test_rank_is_reproducible_on_ties():
