@@ -140,6 +140,7 @@ class Settings(BaseSettings):
     rank_neighbour_far: float = Field(default=RankingWeights.neighbour_far, ge=-1, le=1)
     rank_neighbour_near: float = Field(default=RankingWeights.neighbour_near, ge=-1, le=1)
     rank_neighbour_temperature: float = Field(default=RankingWeights.neighbour_temperature, gt=0)
+    rank_prefetch_label_mass: float = Field(default=RankingWeights.prefetch_label_mass, ge=0, le=1)
     rank_neighbours: int = Field(default=RankingWeights.neighbours, ge=0, le=1000)
     outfit_similar: int = Field(default=20, ge=1, le=1000)  # similar garments vouching in CompleteLook
     max_garments_per_request: int = Field(default=InputLimits.max_garments, ge=1, le=256)  # regions per request
@@ -271,6 +272,7 @@ class Settings(BaseSettings):
             neighbour_far=self.rank_neighbour_far,
             neighbour_near=self.rank_neighbour_near,
             neighbour_temperature=self.rank_neighbour_temperature,
+            prefetch_label_mass=self.rank_prefetch_label_mass,
             neighbours=self.rank_neighbours,
         )
 

@@ -29,17 +29,21 @@ class RankingWeights:
     queries a figure is reported on (benchmarks/tune_ranking.py, docs/search.md)."""
 
     visual: float = 1.0
-    color: float = 0.25
-    category: float = 0.05  # weight of log p(candidate's category) under SOFT
-    color_label: float = 0.02  # weight of log p(candidate's color) under SOFT
-    category_temperature: float = 1.0  # calibration of the model's category distribution (p ** (1 / T))
-    color_temperature: float = 1.0  # ... and of its color distribution
-    neighbour_share: float = 0.8  # how much a neighbour that is surely the same garment counts against the model
-    neighbour_far: float = 0.0  # visual similarity at or below which a neighbour says nothing of the query
-    neighbour_near: float = 0.0  # ... at or above which it counts fully (linear in between)
+    color: float = 0.5
+    category: float = 10.0  # weight of log p(candidate's category) under SOFT: the category decides first
+    color_label: float = 1.0  # weight of log p(candidate's color) under SOFT
+    category_temperature: float = 2.2  # calibration of the model's category distribution (p ** (1 / T))
+    color_temperature: float = 1.85  # ... and of its color distribution
+    neighbour_share: float = 0.5  # how much a neighbour that is surely the same garment counts against the model
+    neighbour_far: float = 0.75  # visual similarity at or below which a neighbour says nothing of the query
+    neighbour_near: float = 0.85  # ... at or above which it counts fully (linear in between)
     neighbour_temperature: float = 0.02  # softmax temperature over the close neighbours' visual similarity
     neighbours: int = 10
     probability_floor: float = 1e-3  # a label the query rules out costs log(floor), not -inf
+    # SOFT prefetches, beside the visually nearest garments of the group, the nearest within the fewest categories
+    # and colors that hold this much of the calibrated probability: the likeliest labels' garments are ranked
+    # even when the visually nearest hundred hold few of them (0: the visually nearest only).
+    prefetch_label_mass: float = 0.6
 
     def closeness(self, similarity: np.ndarray) -> np.ndarray:
         """How surely each neighbour is the query's own garment, 0 to 1, from its visual similarity."""
@@ -89,6 +93,40 @@ def calibrated(model: dict[str, float], temperature: float) -> dict[str, float]:
     p = np.exp(logits - logits.max())
     p /= p.sum()
     return {label: float(v) for label, v in zip(labels, p, strict=True)}
+
+
+def label_cover(probabilities: dict[str, float], mass: float) -> tuple[str, ...]:
+    """The fewest labels, likeliest first, whose probabilities add up to at least `mass` (none for mass 0)."""
+    if mass <= 0:
+        return ()
+    chosen, total = [], 0.0
+    for label, p in sorted(probabilities.items(), key=lambda kv: -kv[1]):
+        chosen.append(label)
+        total += p
+        if total >= mass:
+            break
+    return tuple(chosen)
+
+
+def likeliest_labels(query: QueryGarment, w: RankingWeights) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(categories, colors) SOFT also prefetches within: label_cover of the calibrated distributions."""
+    if query.labels_known:
+        return (), ()
+    categories = label_cover(calibrated(query.category_probabilities, w.category_temperature), w.prefetch_label_mass)
+    colors = label_cover(calibrated(query.color_probabilities, w.color_temperature), w.prefetch_label_mass)
+    return categories, colors
+
+
+def merge_candidates(*found: Sequence[Candidate]) -> list[Candidate]:
+    """Candidates from several prefetches, each garment once (its first appearance), in order."""
+    seen: set[str] = set()
+    merged = []
+    for candidates in found:
+        for candidate in candidates:
+            if candidate.garment.item_id not in seen:
+                seen.add(candidate.garment.item_id)
+                merged.append(candidate)
+    return merged
 
 
 def label_distribution(

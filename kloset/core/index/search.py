@@ -15,8 +15,16 @@ from kloset.core.classifier import AttributeClassifier
 from kloset.core.errors import InvalidInput, NotFound, quoted
 from kloset.core.garments.labels import Group, categories_of, parse_category, parse_color
 from kloset.core.garments.regions import Box, Region
-from kloset.core.index.ranking import FilterPolicy, Hit, QueryGarment, RankingWeights, rank
-from kloset.core.index.store import COLOR, VISUAL, CatalogGarment, GarmentStore, StoreFilter
+from kloset.core.index.ranking import (
+    FilterPolicy,
+    Hit,
+    QueryGarment,
+    RankingWeights,
+    likeliest_labels,
+    merge_candidates,
+    rank,
+)
+from kloset.core.index.store import COLOR, VISUAL, Candidate, CatalogGarment, GarmentStore, StoreFilter
 from kloset.core.models.predictions import GarmentPrediction, top_labels
 
 DEFAULT_MAX_TOP_K = 1000  # Settings.max_top_k's default
@@ -240,12 +248,29 @@ class SearchEngine:
         else:
             using, vector = COLOR, query.garment.color_vector
         candidates = self._store.candidates(vector, using, where, limit)
+        if policy is FilterPolicy.SOFT:
+            candidates = merge_candidates(candidates, *self._likeliest(query, applied, where, vector, using, limit))
         hits = rank(query.garment, candidates, policy, self._weights, using)
         if options.min_score is not None:
             hits = [h for h in hits if h.score >= options.min_score]
         if options.group_by_photo:
             hits = _one_per_photo(hits)
         return hits
+
+    def _likeliest(
+        self, query: _Query, applied: SearchFilter, where: StoreFilter, vector, using: str, limit: int
+    ) -> list[list[Candidate]]:
+        """SOFT's second prefetch: the nearest garments within the likeliest categories and colors (as far as the
+        caller's filter allows), so that the ranking sees them even when few are among the visually nearest."""
+        categories, colors = likeliest_labels(query.garment, self._weights)
+        if applied.categories:
+            categories = tuple(c for c in categories if c in applied.categories)
+        if applied.colors:
+            colors = tuple(c for c in colors if c in applied.colors)
+        if not categories or not colors:
+            return []
+        likely = replace(where, categories=categories, colors=colors)
+        return [self._store.candidates(vector, using, likely, limit)]
 
     def indexed(self) -> int:
         """How many garments the store holds."""

@@ -17,6 +17,7 @@ from kloset.core.index.ranking import (
 )
 from kloset.core.index.search import SearchEngine, SearchFilter, SearchOptions, strict_steps
 from kloset.core.index.store import VISUAL, Candidate, CatalogGarment, StoreFilter
+from kloset.core.models.predictions import GarmentPrediction
 from tests.core.index.backends import BACKENDS, open_backend
 
 DIM = 4
@@ -212,6 +213,21 @@ def test_soft_with_the_shipped_weights_fills_the_list_with_the_likeliest_labels_
     hits = rank(query, candidates, FilterPolicy.SOFT, RankingWeights())
     assert len(hits) == 7
     assert [h.garment.category for h in hits[:2]] == ["blouse", "blouse"]
+
+
+def test_soft_finds_the_likeliest_labels_beyond_the_visually_nearest(store):
+    """The visually nearest garments are all of another category and color; SOFT's second prefetch (within the
+    likeliest labels) still brings the predicted ones to the top, while the visual prefetch alone would miss them."""
+    # Alike (cosine about 0.64), not the query's own garment (below KLOSET_RANK_NEIGHBOUR_FAR): no vote.
+    near = [garment(f"s{i:02d}/top", "shirt", "black", (1, 1.2 + 0.01 * i, 0, 0)) for i in range(60)]
+    far = [garment(f"b{i}/top", "blouse", "white", (0.2, 0, 1, 0.1 * i)) for i in range(3)]
+    store.upsert(near + far)
+    prediction = GarmentPrediction(Group.TOP, {"blouse": 0.9, "shirt": 0.1}, {"white": 0.9, "black": 0.1},
+                                   unit(1, 0, 0, 0), unit(1, 0))  # fmt: skip
+    soft = engine(store).search_prediction(prediction, SearchFilter(), 3)
+    assert sorted(h.garment.item_id for h in soft.results) == ["b0/top", "b1/top", "b2/top"]
+    visual_only = engine(store, prefetch_label_mass=0.0).search_prediction(prediction, SearchFilter(), 3)
+    assert not any(h.garment.item_id.startswith("b") for h in visual_only.results)
 
 
 def test_rank_is_reproducible_on_ties():
