@@ -84,7 +84,7 @@ def extract_features(data_dir: Path, input_size: int, backbone_weights: Path | N
     def compute() -> FeatureSet:
         backbone = build_backbone(input_size, default_weights_path(backbone_weights))
         started = time.monotonic()
-        result = _featurize(
+        result = featurize(
             backbone,
             (
                 (crop_garment(image, g.region, input_size),
@@ -114,8 +114,8 @@ def _cached(cache: Path | None, compute: Callable[[], FeatureSet]) -> FeatureSet
     return result
 
 
-def _featurize(backbone: keras.Model, labelled_crops: Iterable[tuple[GarmentCrop, LabeledCrop]]) -> FeatureSet:
-    """Backbone features and color statistics of each crop and its mirror image, computed in batches.
+def featurize(backbone: keras.Model, labelled_crops: Iterable[tuple[GarmentCrop, LabeledCrop]]) -> FeatureSet:
+    """Backbone features and color statistics of each crop and its mirror image (which follows it), in batches.
 
     Mirroring is the one augmentation that changes neither category nor color; hue or brightness shifts would.
     """
@@ -183,7 +183,7 @@ def extract_query_features(
                     yield crop_garment(image, Region(group=group, mask=mask), input_size), item
 
     def compute() -> FeatureSet:
-        result = _featurize(build_backbone(input_size, default_weights_path(backbone_weights)), tagged_crops())
+        result = featurize(build_backbone(input_size, default_weights_path(backbone_weights)), tagged_crops())
         log.info("%d extra garment views from %s", len(result.items), queries_dir)
         return result
 
@@ -246,7 +246,7 @@ def extract_street_features(
                                         extra=not validation, kind=kind)  # fmt: skip
 
     def compute() -> FeatureSet:
-        result = _featurize(build_backbone(input_size, default_weights_path(backbone_weights)), labelled())
+        result = featurize(build_backbone(input_size, default_weights_path(backbone_weights)), labelled())
         log.info("%d street-crop garment views from %s", len(result.items), data_dir)
         return result
 
@@ -300,11 +300,25 @@ def fit_heads(
     Street crops teach the category head only unless street_colors: measured by cross-validation on CCP, their
     color (a mask that strays onto skin and background, named by the garment's color) cost 0.03 of color accuracy
     on polygon crops and gained none on street crops (docs/search.md)."""
+    street = np.array([i.kind in STREET_KINDS for i in data.items])
+    heads = _fit(data, train, epochs, seed, street_colors | ~street)
+    if not street_colors and (train & street).any():
+        # The color branch as if trained without the street crops: fitted on the other rows alone, so that the
+        # longer epochs of the larger set do not overtrain it (its layers read only the color statistics).
+        colored = _fit(data, train & ~street, epochs, seed, np.ones(len(data.items), dtype=bool))
+        for name in COLOR_LAYERS:
+            heads.get_layer(name).set_weights(colored.get_layer(name).get_weights())
+    return heads
+
+
+COLOR_LAYERS = ("color_stats_1", "color_1", "color")  # build_heads' color branch
+
+
+def _fit(data: FeatureSet, train: np.ndarray, epochs: int, seed: int, color_rows: np.ndarray) -> keras.Model:
     keras.utils.set_random_seed(seed)
     y_cat = np.array([i.category for i in data.items])
     y_col = np.array([i.color for i in data.items])
-    street = np.array([i.kind in STREET_KINDS for i in data.items])
-    color_known = (y_col != NO_COLOR) & (street_colors | ~street)
+    color_known = (y_col != NO_COLOR) & color_rows
     y_col = np.where(color_known, y_col, 0)
     heads = build_heads(data.features[train])
     heads.compile(
