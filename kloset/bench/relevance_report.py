@@ -56,21 +56,28 @@ def _cell(value) -> str:
     return "–" if value is None else f"{value:g}"
 
 
+def _tick(name: str) -> str:
+    if name.startswith("the classifier"):
+        return "classifier's accuracy\n(a label filter's ceiling)"
+    if name.startswith("original"):
+        return "original\n(HSV scan in the\npredicted folder)"
+    return f"{name} (default)" if name == "soft" else name
+
+
 def save_relevance_plot(figures: dict, path: Path) -> Path:
     """Category, color and both-right precision@10 per policy, the classifier and the original, per mode."""
     fig, axes = plt.subplots(1, 2, figsize=(14, 5.5), sharey=True)
     colors = ("tab:blue", "tab:orange", "tab:green")
     for axis, mode in zip(axes, ("photo", "region"), strict=True):
         rows = _rows(figures, mode)
-        names = [name.split(", ", 1)[1] for name, _ in rows]
+        names = [_tick(name.split(", ", 1)[1]) for name, _ in rows]
         width = 0.27
         for i, (key, color) in enumerate(zip(_PRECISIONS, colors, strict=True)):
             values = [m.get(key) or 0.0 for _, m in rows]
             bars = axis.bar([x + (i - 1) * width for x in range(len(rows))], values, width, color=color,
                             label=key.replace("_at_10", "@10").replace("_", " "))  # fmt: skip
             axis.bar_label(bars, labels=[f"{v:.2f}" for v in values], fontsize=7, padding=1)
-        axis.set_xticks(range(len(rows)), [n.replace(" (", "\n(").replace("'s own", "'s\nown") for n in names],
-                        fontsize=8)  # fmt: skip
+        axis.set_xticks(range(len(rows)), names, fontsize=8)
         axis.set_ylim(0, 1)
         axis.grid(axis="y", alpha=0.3)
         axis.set_title(f"{_MODE_NAMES[mode]} query")
