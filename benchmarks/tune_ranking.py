@@ -91,7 +91,7 @@ def load(data: Path, cache: Path) -> FeatureSet:
 def view_features(data: Path, segmenter, cache: Path, count: int = NEAR_DUPLICATE_PHOTOS) -> FeatureSet:
     """Near-duplicate queries: a seeded new view (as `kloset bench relevance` makes them) of `count` training
     photos, each garment cut out by its moved polygon (view-polygon) and by the segmenter (view-segmenter)."""
-    from kloset.bench.retrieval import Truth, _view_regions
+    from kloset.bench.retrieval import Truth, view_regions
     from kloset.bench.views import make_view
     from kloset.core.garments.crop import crop_garment
     from kloset.core.garments.images import decode_image
@@ -110,7 +110,7 @@ def view_features(data: Path, segmenter, cache: Path, count: int = NEAR_DUPLICAT
                 continue
             polygons = [p for _, g in garments for p in g.region.polygons]
             view, moved, _ = make_view(path.read_bytes(), polygons, int(index))
-            regions, kept = _view_regions(garments, moved)
+            regions, kept = view_regions(garments, moved)
             pixels = decode_image(view, 40_000_000)
             found = segmenter.segment(pixels)
             for truth, region in zip(kept, regions, strict=True):

@@ -22,6 +22,8 @@ _POLICIES = {
     FilterPolicy.SOFT: search_pb2.FILTER_POLICY_SOFT,
     FilterPolicy.NONE: search_pb2.FILTER_POLICY_NONE,
 }
+
+
 _JOB_STATES = {
     JobState.QUEUED: ingest_pb2.JOB_STATE_QUEUED,
     JobState.PROCESSING: ingest_pb2.JOB_STATE_PROCESSING,
@@ -183,3 +185,8 @@ def dead_letter_to_proto(letter: DeadLetter) -> ingest_pb2.DeadLetter:
         error=letter.error,
         failed_at=letter.failed_at,
     )
+
+
+def policy_to_proto(policy: FilterPolicy) -> int:
+    """The kloset.v1 enum value of a filter policy."""
+    return _POLICIES[policy]

@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from kloset.bench.hsv_baseline import HistogramFolders, hsv_histogram
-from kloset.bench.retrieval import Truth, _masked_crop, _view_regions
+from kloset.bench.retrieval import Truth, masked_crop, view_regions
 from kloset.bench.views import make_view
 from kloset.core.errors import InvalidInput
 from kloset.core.garments.folders import CatalogPhoto, scan_catalog
@@ -319,14 +319,12 @@ def index_catalog(ingest_addr: str, search_addr: str, catalog: Sequence[Photo], 
 
 
 def _search(stub, image: bytes, regions: Sequence[Region], policy: FilterPolicy) -> tuple[list, float]:
-    from kloset.services.convert import regions_to_proto
+    from kloset.services.convert import policy_to_proto, regions_to_proto
     from kloset.v1 import search_pb2
 
-    policies = {FilterPolicy.STRICT: search_pb2.FILTER_POLICY_STRICT, FilterPolicy.SOFT: search_pb2.FILTER_POLICY_SOFT,
-                FilterPolicy.NONE: search_pb2.FILTER_POLICY_NONE}  # fmt: skip
     request = search_pb2.SearchByImageRequest(
         image=image, garments=regions_to_proto(list(regions)), top_k=TOP_K,
-        options=search_pb2.SearchOptions(policy=policies[policy]),
+        options=search_pb2.SearchOptions(policy=policy_to_proto(policy)),
     )  # fmt: skip
     started = time.perf_counter()
     response = stub.SearchByImage(request, timeout=120)
@@ -387,7 +385,7 @@ def near_duplicates(search_addr: str, catalog: Sequence[Photo], count: int, seed
             photo = catalog[int(index)]
             polygons = [p for _, g in photo.garments for p in g.region.polygons]
             view, moved, _ = make_view(photo.image, polygons, seed * 1_000_003 + int(index))
-            regions, kept = _view_regions(photo.garments, moved)
+            regions, kept = view_regions(photo.garments, moved)
             if not kept:
                 continue
             by_region, _ = _search(stub, view, regions, FilterPolicy.SOFT)
@@ -416,7 +414,7 @@ def write_folders(catalog: Sequence[Photo], folders: HistogramFolders) -> None:
     for photo in catalog:
         pixels = decode_image(photo.image, MAX_PIXELS)
         for truth, garment in photo.garments:
-            crop, mask = _masked_crop(pixels, garment.region)
+            crop, mask = masked_crop(pixels, garment.region)
             folders.write(truth.item_id, truth.category, truth.color, crop, mask)
 
 
@@ -437,7 +435,7 @@ def original_method(
                 scores.miss()
                 continue
             if mode == "region":
-                crop, mask = _masked_crop(pixels, garment.region)
+                crop, mask = masked_crop(pixels, garment.region)
             else:
                 x, y, w, h = (round(v) for v in answer.box or (0, 0, pixels.shape[1], pixels.shape[0]))
                 crop, mask = pixels[y : y + max(h, 1), x : x + max(w, 1)], None

@@ -138,7 +138,7 @@ def write_folders(catalog: Catalog, folders: HistogramFolders) -> None:
     for _, image, labelled in catalog.photos:
         pixels = decode_image(image, MAX_PIXELS)
         for truth, garment in labelled:
-            crop, mask = _masked_crop(pixels, garment.region)
+            crop, mask = masked_crop(pixels, garment.region)
             folders.write(truth.item_id, truth.category, truth.color, crop, mask)
 
 
@@ -148,7 +148,7 @@ def make_queries(catalog: Catalog, classifier: AttributeEngine, seed: int, progr
     for index, (_, image, garments) in enumerate(progress(catalog.photos, "queries")):
         polygons = [p for _, g in garments for p in g.region.polygons]
         view, moved, _ = make_view(image, polygons, seed * 1_000_003 + index)
-        regions, kept = _view_regions(garments, moved)
+        regions, kept = view_regions(garments, moved)
         if not kept:
             continue
         started = time.perf_counter()
@@ -159,12 +159,12 @@ def make_queries(catalog: Catalog, classifier: AttributeEngine, seed: int, progr
         timing["photo"].append((time.perf_counter() - started) / len(kept))
         pixels = decode_image(view, MAX_PIXELS)
         for truth, region, prediction in zip(kept, regions, by_region, strict=True):
-            crop, mask = _masked_crop(pixels, region)
+            crop, mask = masked_crop(pixels, region)
             queries.append(Query(truth, prediction, by_photo.get(truth.group), hsv_histogram(crop, mask)))
     return queries
 
 
-def _view_regions(
+def view_regions(
     garments: list[tuple[Truth, LabeledGarment]], moved: list[np.ndarray | None]
 ) -> tuple[list[Region], list[Truth]]:
     """The garments' polygons in the view; a garment the crop cut off entirely is left out."""
@@ -179,7 +179,7 @@ def _view_regions(
     return regions, kept
 
 
-def _masked_crop(pixels: np.ndarray, region: Region) -> tuple[np.ndarray, np.ndarray]:
+def masked_crop(pixels: np.ndarray, region: Region) -> tuple[np.ndarray, np.ndarray]:
     """The garment's bounding box and its mask within it, as the original project cut garments out."""
     mask = garment_mask(pixels.shape[0], pixels.shape[1], region)
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))

@@ -167,14 +167,14 @@ def _by_photo(photos: list[bytes]):
 
 def original_scan(catalog: Catalog, sizes: tuple[int, ...], queries: int, root: Path) -> dict:
     """The original's query time: every crop file of the query's category/color folder read and histogrammed."""
-    from kloset.bench.retrieval import _masked_crop
+    from kloset.bench.retrieval import masked_crop
     from kloset.core.garments.images import decode_image
 
     crops = []
     for _, image, labelled in catalog.photos:
         pixels = decode_image(image, 40_000_000)
         for truth, garment in labelled:
-            crops.append((truth, *_masked_crop(pixels, garment.region)))
+            crops.append((truth, *masked_crop(pixels, garment.region)))
     out = {}
     for size in sorted({min(s, len(crops)) for s in sizes}):
         folders = HistogramFolders(root / f"hsv-{size}")
