@@ -28,6 +28,19 @@ _PREFIX = "shard-"
 _POLL_S = 0.2
 
 
+class StoreDamaged(Unavailable):
+    """The shard folder is not as kloset left it; starting would risk the catalog."""
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make a rename or a new file in folder durable (its directory entry), not only the file's bytes."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class ShardFolder:
     """A folder of shard generations (shard-000001, ...) and CURRENT, the name of the live one; locked by the
     process that opened it, as two processes writing one shard would corrupt it."""
@@ -48,33 +61,54 @@ class ShardFolder:
     def release(self) -> None:
         self._lock.close()
 
+    def generations(self) -> list[Path]:
+        """Every shard generation folder, oldest first."""
+        return sorted(p for p in self.root.glob(f"{_PREFIX}*") if p.is_dir() and p.name[len(_PREFIX) :].isdigit())
+
     def live(self) -> Path | None:
+        """The generation CURRENT names; None only for a folder that holds no generation yet (a new store).
+
+        A CURRENT that is missing or names a folder that is not there, beside generations, is damage (a lost
+        write, a hand edit): kloset never guesses which generation is the catalog, and never creates an empty one
+        over it; it refuses to start and says what to do (StoreDamaged)."""
         current = self.root / _CURRENT
-        if not current.exists():
+        generations = self.generations()
+        name = current.read_text(encoding="utf-8").strip() if current.exists() else None
+        if name is not None and name.startswith(_PREFIX) and (self.root / name).is_dir():
+            return self.root / name
+        if name is None and not generations:
             return None
-        path = self.root / current.read_text(encoding="utf-8").strip()
-        return path if path.is_dir() else None
+        found = ", ".join(p.name for p in generations) or "none"
+        what = "is missing" if name is None else f"names {name!r}, which is not a shard folder here"
+        newest = generations[-1].name if generations else "shard-000001"
+        raise StoreDamaged(
+            f"{current} {what}, and the folder holds the generations {found}: kloset changes nothing until you "
+            f"say which one is the catalog. Write its name into {current} (the newest is {newest}: "
+            f"`echo {newest} > {current}`) and start again; nothing was deleted"
+        )
 
     def new_generation(self) -> Path:
-        numbers = [
-            int(p.name[len(_PREFIX) :]) for p in self.root.glob(f"{_PREFIX}*") if p.name[len(_PREFIX) :].isdigit()
-        ]
+        numbers = [int(p.name[len(_PREFIX) :]) for p in self.generations()]
         return self.root / f"{_PREFIX}{max(numbers, default=0) + 1:06d}"
 
     def make_live(self, path: Path) -> None:
-        """Point CURRENT at path atomically (write, fsync, rename)."""
+        """Point CURRENT at path atomically and durably: write, fsync the file, rename, fsync the folder (so a
+        power loss cannot bring back a CURRENT that names a generation retired after the switch)."""
         tmp = self.root / f"{_CURRENT}.tmp"
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(path.name)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.root / _CURRENT)
+        fsync_folder(self.root)
 
     def remove_stale(self, keep: Path | None = None) -> None:
         """Delete every generation but the live one (and keep, a rebuild's): old shards already swapped out, copies
-        a crash left."""
+        a crash left. Only ever called once CURRENT names a generation that is there."""
         live = self.live()
-        for path in self.root.glob(f"{_PREFIX}*"):
+        if live is None:
+            return
+        for path in self.generations():
             if path not in (live, keep):
                 shutil.rmtree(path, ignore_errors=True)
 

@@ -69,20 +69,26 @@ class EdgeGarmentStore:
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
     def _open_live(self) -> qe.EdgeShard:
-        live = self._folder.live()
+        """Open the generation CURRENT names (a new folder: create the first), then drop what a crash left beside
+        it. Any failure releases the folder's lock and deletes nothing."""
         try:
+            live = self._folder.live()
             if live is None:
                 path = self._folder.new_generation()
                 shard = self._create_shard(path)
                 self._folder.make_live(path)
                 log.info("created Qdrant Edge shard %s", path)
-                return shard
-            self._check_vectors(live)
-            return qe.EdgeShard.load(str(live), self._config)
+            else:
+                self._check_vectors(live)
+                shard = qe.EdgeShard.load(str(live), self._config)
         except (OSError, RuntimeError, ValueError) as exc:
+            self._folder.release()
             raise Unavailable(f"cannot open the Qdrant Edge shard in {self._folder.root}: {exc}") from None
-        finally:
-            self._folder.remove_stale()
+        except BaseException:
+            self._folder.release()
+            raise
+        self._folder.remove_stale()
+        return shard
 
     def _create_shard(self, path: Path) -> qe.EdgeShard:
         shard = qe.EdgeShard.create(str(path), self._config)

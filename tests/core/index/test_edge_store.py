@@ -98,6 +98,30 @@ def test_a_copy_left_by_a_crash_is_removed_at_open_and_the_live_shard_kept(tmp_p
         s.close()
 
 
+@pytest.mark.parametrize("damage", ["dangling", "missing"])
+def test_a_damaged_current_never_empties_the_store_and_says_what_to_do(tmp_path, damage):
+    """Issue 17 (2): a CURRENT naming a missing folder, or none at all, used to start an empty shard and delete
+    the catalog's generation. Now the store refuses to open, deletes nothing, and opens again once CURRENT is set."""
+    folder = tmp_path / "edge"
+    s = EdgeGarmentStore.open(path=str(folder), dim=DIM, color_dim=2)
+    s.upsert(garments(12))
+    s.close()
+    current = folder / "CURRENT"
+    if damage == "dangling":
+        current.write_text("shard-000009")
+    else:
+        current.unlink()
+    with pytest.raises(Unavailable, match=r"shard-000001.*echo shard-000001 > .*CURRENT.*nothing was deleted"):
+        EdgeGarmentStore.open(path=str(folder), dim=DIM, color_dim=2)
+    assert [p.name for p in folder.glob("shard-*")] == ["shard-000001"]
+    current.write_text("shard-000001\n")  # what the message says to do
+    s = EdgeGarmentStore.open(path=str(folder), dim=DIM, color_dim=2)  # the refused open let go of the lock
+    try:
+        assert s.count() == 12
+    finally:
+        s.close()
+
+
 def test_a_second_process_cannot_open_the_folder(store, tmp_path):
     with pytest.raises(Unavailable, match="open in another process"):
         EdgeGarmentStore.open(path=str(tmp_path / "edge"), dim=DIM, color_dim=2)
