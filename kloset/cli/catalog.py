@@ -23,12 +23,20 @@ def run_stats(clients: Clients, args) -> int:
     return 0
 
 
+def reindex_request(args) -> search_pb2.ReindexRequest:
+    """The request `kloset reindex` sends: max_failures only when --max-failures is given (else the server's
+    default applies)."""
+    if args.max_failures is None:
+        return search_pb2.ReindexRequest()
+    if args.max_failures < 0:
+        raise CommandError(f"--max-failures must be 0 or more, not {args.max_failures}")
+    return search_pb2.ReindexRequest(max_failures=args.max_failures)
+
+
 def run_reindex(clients: Clients, args) -> int:
     """Stream the reindex with no deadline (it takes as long as the catalog needs); Ctrl-C cancels it, which
     leaves the old catalog live."""
-    max_failures = getattr(args, "max_failures", None)
-    request = search_pb2.ReindexRequest(**({"max_failures": max_failures} if max_failures is not None else {}))
-    call = clients.search().Reindex(request, timeout=None)
+    call = clients.search().Reindex(reindex_request(args), timeout=None)
     progress, total = Progress("reindex", 0, enabled=False), 0
     try:
         for response in call:

@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     reindex = commands.add_parser(
         "reindex", help="re-embed every catalog garment with the current models, then switch the catalog over"
     )
+    reindex.add_argument("--max-failures", type=int,
+                         help="garments that may fail to re-embed before the reindex stops and the old catalog stays "
+                         "live (default: 5%% of the catalog, at least 10)")  # fmt: skip
     reindex.add_argument("--quiet", action="store_true", help="no progress on stderr")
     reindex.add_argument("--json", action="store_true")
 

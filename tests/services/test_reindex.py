@@ -63,6 +63,20 @@ def test_a_second_reindex_is_refused_and_a_cancelled_one_leaves_the_old_catalog_
     assert {v.model_version: v.garments for v in stats.model_versions} == old_versions
 
 
+def test_kloset_reindex_sends_max_failures_only_when_asked():
+    """Issue 17 (8): the command read an argument its parser never defined, so the default always applied."""
+    from kloset.cli.catalog import reindex_request
+    from kloset.cli.client import CommandError
+    from kloset.cli.main import build_parser
+
+    parse = build_parser().parse_args
+    assert reindex_request(parse(["reindex", "--max-failures", "3"])).max_failures == 3
+    assert reindex_request(parse(["reindex", "--max-failures", "0"])).HasField("max_failures")
+    assert not reindex_request(parse(["reindex"])).HasField("max_failures")
+    with pytest.raises(CommandError, match="--max-failures must be 0 or more"):
+        reindex_request(parse(["reindex", "--max-failures", "-1"]))
+
+
 def test_kloset_reindex_switches_the_model_version_while_every_search_answers(upgraded):
     program, old_versions, sample_catalog = upgraded
     env = client_env(program)
