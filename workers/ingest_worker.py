@@ -56,6 +56,10 @@ class IngestWorker:
                 log.warning("%s: queue unavailable: %s", self.consumer, exc)
                 self._back_off()
                 continue
+            except Exception:  # a bug reading the queue: say so and keep consuming, never die silently
+                log.exception("%s: reading the queue failed", self.consumer)
+                self._back_off()
+                continue
             if not deliveries:
                 continue
             try:
@@ -90,7 +94,7 @@ class IngestWorker:
 
     def handle_batch(self, deliveries: Sequence[Delivery]) -> None:
         """Index jobs together. Bad input fails its job at once; other errors leave jobs pending for a later retry."""
-        live = [d for d in deliveries if not self._give_up_if_exhausted(d)]
+        live = [d for d in deliveries if not self._give_up_if_expired(d) and not self._give_up_if_exhausted(d)]
         for delivery in live:
             self._queue.mark_processing(delivery)
         retried = False
@@ -123,11 +127,24 @@ class IngestWorker:
                 retried |= not self._complete(delivery, outcome)
         return retried
 
+    def _give_up_if_expired(self, delivery: Delivery) -> bool:
+        """A job whose record is gone (older than KLOSET_JOB_TTL_S) is dead-lettered, not retried forever."""
+        if self._queue.job_exists(delivery.job_id):
+            return False
+        with _job_scope(delivery):
+            reason = (f"the record of job {delivery.job_id} expired (KLOSET_JOB_TTL_S) or was never written; "
+                      "retry the dead letter or submit the photo again")  # fmt: skip
+            log.warning("job %s dead-lettered: %s", delivery.job_id, reason)
+            self._queue.fail(delivery, reason)
+        return True
+
     def _give_up_if_exhausted(self, delivery: Delivery) -> bool:
         if not self._queue.exhausted(delivery):
             return False
-        job = self._queue.get_job(delivery.job_id) if delivery.job_id else None
-        last = job.error if job else ""
+        try:
+            last = self._queue.get_job(delivery.job_id).error
+        except NotFound:
+            last = ""
         with _job_scope(delivery):
             log.info("job %s failed after %d attempts: %s", delivery.job_id, delivery.deliveries - 1, last)
             self._queue.fail(delivery, f"gave up after {delivery.deliveries - 1} attempts: {last}")

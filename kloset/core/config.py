@@ -104,9 +104,9 @@ class Settings(BaseSettings):
     redis_appendfsync: str = "everysec"
     stream: str = "kloset:ingest"
     consumer_group: str = "workers"
-    job_ttl_s: int = 7 * 24 * 3600
-    claim_idle_ms: int = 60_000
-    max_deliveries: int = 5
+    job_ttl_s: int = Field(default=7 * 24 * 3600, ge=60, le=366 * 24 * 3600)
+    claim_idle_ms: int = Field(default=60_000, ge=100, le=24 * 3600 * 1000)
+    max_deliveries: int = Field(default=5, ge=1, le=1000)
     max_backlog: int = Field(default=10_000, ge=1)  # unprocessed jobs before Submit answers RESOURCE_EXHAUSTED
     retry_backoff_s: float = Field(default=0.5, gt=0)  # first wait after a failed job; doubles up to 30 s
 

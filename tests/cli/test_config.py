@@ -53,6 +53,11 @@ def test_config_table_marks_what_was_left_at_its_default():
         ({"KLOSET_TLS_CA": "/nowhere/ca.pem"}, "KLOSET_TLS_CA='/nowhere/ca.pem': no such file"),
         ({"KLOSET_STORE": "server"}, "KLOSET_STORE=server needs KLOSET_QDRANT_URL"),
         ({"KLOSET_MAX_TOP_K": "5"}, "KLOSET_TOP_K=10 is more than KLOSET_MAX_TOP_K=5 allows"),
+        # Issue 17 (4): the queue's settings took any value, 0 and negative included.
+        ({"KLOSET_MAX_DELIVERIES": "0"}, "KLOSET_MAX_DELIVERIES='0': Input should be greater than or equal to 1"),
+        ({"KLOSET_CLAIM_IDLE_MS": "-5"}, "KLOSET_CLAIM_IDLE_MS='-5'"),
+        ({"KLOSET_JOB_TTL_S": "0"}, "KLOSET_JOB_TTL_S='0'"),
+        ({"KLOSET_RANK_NEIGHBOUR_NEAR": "0.5"}, "KLOSET_RANK_NEIGHBOUR_NEAR=0.5 is below KLOSET_RANK_NEIGHBOUR_FAR"),
     ],
 )
 def test_a_bad_value_fails_at_start_naming_the_variable(env, named):

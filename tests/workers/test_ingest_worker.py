@@ -2,6 +2,7 @@
 
 import json
 import threading
+import time
 
 import pytest
 from kloset.workers.ingest_worker import IngestWorker
@@ -254,3 +255,63 @@ def test_the_run_loop_batches_a_backlog(parts, queue, sample_catalog):
         thread.join(10)
     assert all(queue.get_job(j.job_id).state is JobState.DONE for j in jobs)
     assert len(counting.calls) < len(jobs)
+
+
+def run_until(w, condition, seconds: float = 20.0) -> threading.Thread:
+    """Run the worker's loop on a thread until condition() holds (or the deadline passes); the thread is returned
+    stopped, so the test can say whether the loop was still alive when asked to stop."""
+    thread = threading.Thread(target=w.run)
+    thread.start()
+    deadline = time.monotonic() + seconds
+    try:
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        alive = thread.is_alive()
+    finally:
+        w._stop.set()
+        thread.join(10)
+    assert alive, "the worker's loop died"
+    return thread
+
+
+def test_a_malformed_stream_entry_is_dead_lettered_and_the_loop_goes_on(parts, queue, sample_catalog):
+    """Issue 17 (4): an entry json.loads cannot read used to kill the worker thread."""
+    catalog, blobs, store, engine = parts
+    queue._redis.xadd(queue.stream, {"job_id": "hand-written", "item_ids": "not json"})
+    queue._redis.xadd(queue.stream, {"image": "no job id at all"})
+    good = submit_sample(catalog, sample_catalog)
+    run_until(worker(queue, engine, store, blobs), lambda: queue.get_job(good.job_id).state is JobState.DONE)
+    assert queue.get_job(good.job_id).state is JobState.DONE
+    letters, count = queue.dead_letters()
+    assert count == 2
+    assert all(letter.error.startswith("malformed stream entry") for letter in letters)
+    assert "names no job_id" in letters[1].error and letters[0].job_id == "hand-written"
+    assert queue.stats().queued == queue.stats().pending == 0
+
+
+def test_a_job_whose_record_expired_is_dead_lettered_not_retried_forever(parts, queue, sample_catalog):
+    catalog, blobs, store, engine = parts
+    job = submit_sample(catalog, sample_catalog)
+    queue._redis.delete(queue._job_key(job.job_id))  # what KLOSET_JOB_TTL_S does to a job left queued too long
+    run_until(worker(queue, engine, store, blobs), lambda: queue.dead_letters()[1] == 1)
+    [letter], _ = queue.dead_letters()
+    assert letter.job_id == job.job_id and "expired (KLOSET_JOB_TTL_S)" in letter.error
+    assert queue.get_job(job.job_id).state is JobState.FAILED and store.count() == 0
+
+
+class BrokenStore(FlakyStore):
+    """A store whose writes raise RuntimeError (a bug, not an outage) until `failures` runs out."""
+
+    def upsert(self, garments):
+        if self.failures > 0:
+            self.failures -= 1
+            raise RuntimeError("simulated bug in the store")
+        self._store.upsert(garments)
+
+
+def test_a_store_that_raises_runtime_error_leaves_the_job_pending_and_the_worker_alive(parts, queue, sample_catalog):
+    catalog, blobs, store, engine = parts
+    job = submit_sample(catalog, sample_catalog)
+    broken = BrokenStore(store, failures=1)
+    run_until(worker(queue, engine, broken, blobs), lambda: queue.get_job(job.job_id).state is JobState.DONE)
+    assert broken.failures == 0 and queue.get_job(job.job_id).state is JobState.DONE and store.count() == 2

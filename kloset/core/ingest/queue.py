@@ -7,6 +7,7 @@ The stream is never trimmed: acknowledged entries are deleted one by one, so XLE
 """
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -18,6 +19,8 @@ import redis
 from kloset.core import request_context
 from kloset.core.errors import NotFound, Overloaded, Unavailable, quoted
 from kloset.core.telemetry import JOBS_DONE, JOBS_FAILED, JOBS_RETRIED
+
+log = logging.getLogger(__name__)
 
 TERMINAL_STATES = frozenset({"done", "failed", "skipped"})
 _MAX_JOBS_NAMED = 5  # in an error message about job ids a caller sent
@@ -276,10 +279,37 @@ class IngestQueue:
             self._redis.xack(self.stream, self.group, *gone)
         live = [(entry_id, fields) for entry_id, fields in entries if fields]
         counts = self._delivery_counts([entry_id for entry_id, _ in live])
-        return [
-            Delivery(entry_id=e, job_id=f.get("job_id", ""), spec=JobSpec.from_fields(f), deliveries=counts.get(e, 1))
-            for e, f in live
-        ]
+        deliveries = []
+        for entry_id, fields in live:
+            try:
+                if not fields.get("job_id"):
+                    raise ValueError("it names no job_id")
+                spec = JobSpec.from_fields(fields)
+            except (ValueError, TypeError) as exc:  # written by hand or by a broken client: never retried
+                self._poisoned(entry_id, fields, f"malformed stream entry {entry_id}: {str(exc)[:200]}")
+                continue
+            deliveries.append(Delivery(entry_id, fields["job_id"], spec, counts.get(entry_id, 1)))
+        return deliveries
+
+    def _poisoned(self, entry_id: str, fields: dict[str, str], reason: str) -> None:
+        """Move an entry no worker can read to the dead letters (its fields kept as they were, under "raw") and
+        acknowledge it."""
+        log.warning("%s", reason)
+        with self._redis.pipeline(transaction=True) as tx:
+            letter = {"job_id": fields.get("job_id", ""), "error": reason, "failed_at": repr(time.time()),
+                      "raw": json.dumps(fields)[:10_000]}  # fmt: skip
+            tx.xadd(self.dead_letter_stream, letter)
+            tx.xack(self.stream, self.group, entry_id)
+            tx.xdel(self.stream, entry_id)
+            tx.execute()
+        JOBS_FAILED.inc()
+
+    def job_exists(self, job_id: str) -> bool:
+        """Whether the job's record is still kept (KLOSET_JOB_TTL_S)."""
+        try:
+            return bool(job_id) and bool(self._redis.exists(self._job_key(job_id)))
+        except redis.RedisError as exc:
+            raise Unavailable(f"Redis did not answer: {exc}") from None
 
     def _delivery_counts(self, entry_ids: Sequence[str]) -> dict[str, int]:
         counts = {}
@@ -419,10 +449,14 @@ class IngestQueue:
 
 
 def _dead_letter(entry_id: str, fields: dict[str, str]) -> DeadLetter:
+    try:
+        spec = JobSpec.from_fields(fields)
+    except (ValueError, TypeError):  # a letter written by an older kloset from a malformed entry
+        spec = JobSpec("", "", "", "", ())
     return DeadLetter(
         entry_id=entry_id,
         job_id=fields.get("job_id", ""),
-        spec=JobSpec.from_fields(fields),
+        spec=spec,
         error=fields.get("error", ""),
         failed_at=float(fields.get("failed_at", 0) or 0),
     )
