@@ -23,7 +23,7 @@ from kloset.core.index.optimizer import BackgroundOptimizer
 from kloset.core.index.outfits import OutfitFinder
 from kloset.core.index.reindex import CatalogReindexer
 from kloset.core.index.search import SearchEngine
-from kloset.core.index.store import GarmentStore
+from kloset.core.index.store import GarmentStore, StoreBackend
 from kloset.core.index.stores import open_store
 from kloset.core.ingest.blobs import BlobStore
 from kloset.core.ingest.catalog import CatalogIngest
@@ -65,7 +65,12 @@ class Program:
         s = self.settings
         try:
             classifier = self._classifier() if self.roles & {Role.ATTRIBUTE, Role.SEARCH, Role.WORKER} else None
-            store = self._store() if self.roles & {Role.SEARCH, Role.WORKER} else None
+            # The ingest role reads the catalog too where it can (in this process, or on a Qdrant server), so that a
+            # photo whose garments were deleted or lost is queued again instead of answered as a duplicate.
+            wants_store = self.roles & {Role.SEARCH, Role.WORKER} or (
+                Role.INGEST in self.roles and s.store_backend is StoreBackend.SERVER
+            )
+            store = self._store() if wants_store else None
             queue = self._queue() if self.roles & {Role.INGEST, Role.WORKER} else None
             blobs = BlobStore(s.blob_root) if self.roles & {Role.INGEST, Role.SEARCH, Role.WORKER} else None
             self._start_metrics(queue, store)
@@ -83,7 +88,7 @@ class Program:
                 search = SearchServicer(engine, outfits, images, s.input_limits, store, reindexer)
                 self._serve(Role.SEARCH, search.register, [SEARCH_SERVICE])
             if Role.INGEST in self.roles:
-                catalog = CatalogIngest(queue, blobs, s.input_limits)
+                catalog = CatalogIngest(queue, blobs, s.input_limits, store)
                 self._serve(Role.INGEST, IngestServicer(catalog, queue).register, [INGEST_SERVICE])
             if Role.WORKER in self.roles:
                 indexer = GarmentIndexer(classifier, store, blobs, s.input_limits)

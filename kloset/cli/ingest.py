@@ -106,7 +106,8 @@ def _submit_all(stub, photos: list[CatalogPhoto], report: IngestReport, deadline
     try:
         # Each submission runs in a copy of this thread's context, so it sends the command's request id.
         futures = {
-            pool.submit(contextvars.copy_context().run, submit_photo, stub, p, args.item_id or "", deadline): p
+            pool.submit(contextvars.copy_context().run, submit_photo, stub, p, args.item_id or "", deadline,
+                        args.force): p
             for p in photos
         }
         for count, future in enumerate(as_completed(futures), start=1):
@@ -117,7 +118,7 @@ def _submit_all(stub, photos: list[CatalogPhoto], report: IngestReport, deadline
         progress.close()
 
 
-def submit_photo(stub, photo: CatalogPhoto, item_id: str, deadline: float):
+def submit_photo(stub, photo: CatalogPhoto, item_id: str, deadline: float, force: bool = False):
     """Submit one photo, retrying while the server is busy; returns a response, an RpcError or an OSError.
 
     Also what `kloset bench ingest` submits with, so it measures the path `kloset ingest` takes."""
@@ -127,6 +128,7 @@ def submit_photo(stub, photo: CatalogPhoto, item_id: str, deadline: float):
             label_json=photo.label.read_bytes() if photo.label else b"",
             item_id=item_id,
             filename=photo.image.name,
+            force=force,
         )
     except OSError as exc:
         return exc

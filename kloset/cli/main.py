@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--wait", action="store_true", help="block until every job is done or failed")
     ingest.add_argument("--timeout", type=float, default=24 * 3600.0, help="give up after this many seconds")
     ingest.add_argument("--allow-unlabeled", action="store_true", help="also submit photos that have no label")
+    ingest.add_argument("--force", action="store_true",
+                        help="queue every photo again, even those indexed before (duplicates are otherwise skipped "
+                        "while their garments are in the catalog)")  # fmt: skip
     ingest.add_argument("--quiet", action="store_true", help="no progress on stderr")
     ingest.add_argument("--json", action="store_true")
 

@@ -24,51 +24,51 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16kloset/v1/ingest.proto\x12\tkloset.v1\"U\n\rSubmitRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x12\n\nlabel_json\x18\x02 \x01(\x0c\x12\x0f\n\x07item_id\x18\x03 \x01(\t\x12\x10\n\x08\x66ilename\x18\x04 \x01(\t\"\x94\x01\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\"\n\x05state\x18\x02 \x01(\x0e\x32\x13.kloset.v1.JobState\x12\x10\n\x08item_ids\x18\x03 \x03(\t\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\r\x12\x12\n\ncreated_at\x18\x06 \x01(\x01\x12\x12\n\nupdated_at\x18\x07 \x01(\x01\"@\n\x0eSubmitResponse\x12\x1b\n\x03job\x18\x01 \x01(\x0b\x32\x0e.kloset.v1.Job\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"p\n\x0cSubmitResult\x12\r\n\x05index\x18\x01 \x01(\r\x12\x1b\n\x03job\x18\x02 \x01(\x0b\x32\x0e.kloset.v1.Job\x12\x11\n\tduplicate\x18\x03 \x01(\x08\x12\x12\n\nerror_code\x18\x04 \x01(\t\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"?\n\x13SubmitBatchResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.kloset.v1.SubmitResult\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"/\n\x10WatchJobResponse\x12\x1b\n\x03job\x18\x01 \x01(\x0b\x32\x0e.kloset.v1.Job\"a\n\nDeadLetter\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07item_id\x18\x02 \x01(\t\x12\x10\n\x08\x66ilename\x18\x03 \x01(\t\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x11\n\tfailed_at\x18\x05 \x01(\x01\"\'\n\x16ListDeadLettersRequest\x12\r\n\x05limit\x18\x01 \x01(\r\"U\n\x17ListDeadLettersResponse\x12+\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\x15.kloset.v1.DeadLetter\x12\r\n\x05total\x18\x02 \x01(\x04\"7\n\x17RetryDeadLettersRequest\x12\x0f\n\x07job_ids\x18\x01 \x03(\t\x12\x0b\n\x03\x61ll\x18\x02 \x01(\x08\"+\n\x18RetryDeadLettersResponse\x12\x0f\n\x07retried\x18\x01 \x01(\x04\"7\n\x17PurgeDeadLettersRequest\x12\x0f\n\x07job_ids\x18\x01 \x03(\t\x12\x0b\n\x03\x61ll\x18\x02 \x01(\x08\"*\n\x18PurgeDeadLettersResponse\x12\x0e\n\x06purged\x18\x01 \x01(\x04\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"-\n\x0eGetJobResponse\x12\x1b\n\x03job\x18\x01 \x01(\x0b\x32\x0e.kloset.v1.Job\"\x16\n\x14GetQueueStatsRequest\"O\n\x15GetQueueStatsResponse\x12\x0e\n\x06queued\x18\x01 \x01(\x04\x12\x0f\n\x07pending\x18\x02 \x01(\x04\x12\x15\n\rdead_lettered\x18\x03 \x01(\x04*\x96\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x18\n\x14JOB_STATE_PROCESSING\x10\x02\x12\x12\n\x0eJOB_STATE_DONE\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x15\n\x11JOB_STATE_SKIPPED\x10\x05\x32\x87\x05\n\rIngestService\x12=\n\x06Submit\x12\x18.kloset.v1.SubmitRequest\x1a\x19.kloset.v1.SubmitResponse\x12I\n\x0bSubmitBatch\x12\x18.kloset.v1.SubmitRequest\x1a\x1e.kloset.v1.SubmitBatchResponse(\x01\x12=\n\x06GetJob\x12\x18.kloset.v1.GetJobRequest\x1a\x19.kloset.v1.GetJobResponse\x12\x45\n\x08WatchJob\x12\x1a.kloset.v1.WatchJobRequest\x1a\x1b.kloset.v1.WatchJobResponse0\x01\x12R\n\rGetQueueStats\x12\x1f.kloset.v1.GetQueueStatsRequest\x1a .kloset.v1.GetQueueStatsResponse\x12X\n\x0fListDeadLetters\x12!.kloset.v1.ListDeadLettersRequest\x1a\".kloset.v1.ListDeadLettersResponse\x12[\n\x10RetryDeadLetters\x12\".kloset.v1.RetryDeadLettersRequest\x1a#.kloset.v1.RetryDeadLettersResponse\x12[\n\x10PurgeDeadLetters\x12\".kloset.v1.PurgeDeadLettersRequest\x1a#.kloset.v1.PurgeDeadLettersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16kloset/v1/ingest.proto\x12\tkloset.v1\"d\n\rSubmitRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x12\n\nlabel_json\x18\x02 \x01(\x0c\x12\x0f\n\x07item_id\x18\x03 \x01(\t\x12\x10\n\x08\x66ilename\x18\x04 \x01(\t\x12\r\n\x05\x66orce\x18\x05 \x01(\x08\"\x94\x01\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\"\n\x05state\x18\x02 \x01(\x0e\x32\x13.kloset.v1.JobState\x12\x10\n\x08item_ids\x18\x03 \x03(\t\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\r\x12\x12\n\ncreated_at\x18\x06 \x01(\x01\x12\x12\n\nupdated_at\x18\x07 \x01(\x01\"@\n\x0eSubmitResponse\x12\x1b\n\x03job\x18\x01 \x01(\x0b\x32\x0e.kloset.v1.Job\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"p\n\x0cSubmitResult\x12\r\n\x05index\x18\x01 \x01(\r\x12\x1b\n\x03job\x18\x02 \x01(\x0b\x32\x0e.kloset.v1.Job\x12\x11\n\tduplicate\x18\x03 \x01(\x08\x12\x12\n\nerror_code\x18\x04 \x01(\t\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"?\n\x13SubmitBatchResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.kloset.v1.SubmitResult\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"/\n\x10WatchJobResponse\x12\x1b\n\x03job\x18\x01 \x01(\x0b\x32\x0e.kloset.v1.Job\"a\n\nDeadLetter\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07item_id\x18\x02 \x01(\t\x12\x10\n\x08\x66ilename\x18\x03 \x01(\t\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x11\n\tfailed_at\x18\x05 \x01(\x01\"\'\n\x16ListDeadLettersRequest\x12\r\n\x05limit\x18\x01 \x01(\r\"U\n\x17ListDeadLettersResponse\x12+\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\x15.kloset.v1.DeadLetter\x12\r\n\x05total\x18\x02 \x01(\x04\"7\n\x17RetryDeadLettersRequest\x12\x0f\n\x07job_ids\x18\x01 \x03(\t\x12\x0b\n\x03\x61ll\x18\x02 \x01(\x08\"+\n\x18RetryDeadLettersResponse\x12\x0f\n\x07retried\x18\x01 \x01(\x04\"7\n\x17PurgeDeadLettersRequest\x12\x0f\n\x07job_ids\x18\x01 \x03(\t\x12\x0b\n\x03\x61ll\x18\x02 \x01(\x08\"*\n\x18PurgeDeadLettersResponse\x12\x0e\n\x06purged\x18\x01 \x01(\x04\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"-\n\x0eGetJobResponse\x12\x1b\n\x03job\x18\x01 \x01(\x0b\x32\x0e.kloset.v1.Job\"\x16\n\x14GetQueueStatsRequest\"O\n\x15GetQueueStatsResponse\x12\x0e\n\x06queued\x18\x01 \x01(\x04\x12\x0f\n\x07pending\x18\x02 \x01(\x04\x12\x15\n\rdead_lettered\x18\x03 \x01(\x04*\x96\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x18\n\x14JOB_STATE_PROCESSING\x10\x02\x12\x12\n\x0eJOB_STATE_DONE\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x15\n\x11JOB_STATE_SKIPPED\x10\x05\x32\x87\x05\n\rIngestService\x12=\n\x06Submit\x12\x18.kloset.v1.SubmitRequest\x1a\x19.kloset.v1.SubmitResponse\x12I\n\x0bSubmitBatch\x12\x18.kloset.v1.SubmitRequest\x1a\x1e.kloset.v1.SubmitBatchResponse(\x01\x12=\n\x06GetJob\x12\x18.kloset.v1.GetJobRequest\x1a\x19.kloset.v1.GetJobResponse\x12\x45\n\x08WatchJob\x12\x1a.kloset.v1.WatchJobRequest\x1a\x1b.kloset.v1.WatchJobResponse0\x01\x12R\n\rGetQueueStats\x12\x1f.kloset.v1.GetQueueStatsRequest\x1a .kloset.v1.GetQueueStatsResponse\x12X\n\x0fListDeadLetters\x12!.kloset.v1.ListDeadLettersRequest\x1a\".kloset.v1.ListDeadLettersResponse\x12[\n\x10RetryDeadLetters\x12\".kloset.v1.RetryDeadLettersRequest\x1a#.kloset.v1.RetryDeadLettersResponse\x12[\n\x10PurgeDeadLetters\x12\".kloset.v1.PurgeDeadLettersRequest\x1a#.kloset.v1.PurgeDeadLettersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kloset.v1.ingest_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_JOBSTATE']._serialized_start=1220
-  _globals['_JOBSTATE']._serialized_end=1370
+  _globals['_JOBSTATE']._serialized_start=1235
+  _globals['_JOBSTATE']._serialized_end=1385
   _globals['_SUBMITREQUEST']._serialized_start=37
-  _globals['_SUBMITREQUEST']._serialized_end=122
-  _globals['_JOB']._serialized_start=125
-  _globals['_JOB']._serialized_end=273
-  _globals['_SUBMITRESPONSE']._serialized_start=275
-  _globals['_SUBMITRESPONSE']._serialized_end=339
-  _globals['_SUBMITRESULT']._serialized_start=341
-  _globals['_SUBMITRESULT']._serialized_end=453
-  _globals['_SUBMITBATCHRESPONSE']._serialized_start=455
-  _globals['_SUBMITBATCHRESPONSE']._serialized_end=518
-  _globals['_WATCHJOBREQUEST']._serialized_start=520
-  _globals['_WATCHJOBREQUEST']._serialized_end=553
-  _globals['_WATCHJOBRESPONSE']._serialized_start=555
-  _globals['_WATCHJOBRESPONSE']._serialized_end=602
-  _globals['_DEADLETTER']._serialized_start=604
-  _globals['_DEADLETTER']._serialized_end=701
-  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=703
-  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=742
-  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=744
-  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=829
-  _globals['_RETRYDEADLETTERSREQUEST']._serialized_start=831
-  _globals['_RETRYDEADLETTERSREQUEST']._serialized_end=886
-  _globals['_RETRYDEADLETTERSRESPONSE']._serialized_start=888
-  _globals['_RETRYDEADLETTERSRESPONSE']._serialized_end=931
-  _globals['_PURGEDEADLETTERSREQUEST']._serialized_start=933
-  _globals['_PURGEDEADLETTERSREQUEST']._serialized_end=988
-  _globals['_PURGEDEADLETTERSRESPONSE']._serialized_start=990
-  _globals['_PURGEDEADLETTERSRESPONSE']._serialized_end=1032
-  _globals['_GETJOBREQUEST']._serialized_start=1034
-  _globals['_GETJOBREQUEST']._serialized_end=1065
-  _globals['_GETJOBRESPONSE']._serialized_start=1067
-  _globals['_GETJOBRESPONSE']._serialized_end=1112
-  _globals['_GETQUEUESTATSREQUEST']._serialized_start=1114
-  _globals['_GETQUEUESTATSREQUEST']._serialized_end=1136
-  _globals['_GETQUEUESTATSRESPONSE']._serialized_start=1138
-  _globals['_GETQUEUESTATSRESPONSE']._serialized_end=1217
-  _globals['_INGESTSERVICE']._serialized_start=1373
-  _globals['_INGESTSERVICE']._serialized_end=2020
+  _globals['_SUBMITREQUEST']._serialized_end=137
+  _globals['_JOB']._serialized_start=140
+  _globals['_JOB']._serialized_end=288
+  _globals['_SUBMITRESPONSE']._serialized_start=290
+  _globals['_SUBMITRESPONSE']._serialized_end=354
+  _globals['_SUBMITRESULT']._serialized_start=356
+  _globals['_SUBMITRESULT']._serialized_end=468
+  _globals['_SUBMITBATCHRESPONSE']._serialized_start=470
+  _globals['_SUBMITBATCHRESPONSE']._serialized_end=533
+  _globals['_WATCHJOBREQUEST']._serialized_start=535
+  _globals['_WATCHJOBREQUEST']._serialized_end=568
+  _globals['_WATCHJOBRESPONSE']._serialized_start=570
+  _globals['_WATCHJOBRESPONSE']._serialized_end=617
+  _globals['_DEADLETTER']._serialized_start=619
+  _globals['_DEADLETTER']._serialized_end=716
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=718
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=757
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=759
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=844
+  _globals['_RETRYDEADLETTERSREQUEST']._serialized_start=846
+  _globals['_RETRYDEADLETTERSREQUEST']._serialized_end=901
+  _globals['_RETRYDEADLETTERSRESPONSE']._serialized_start=903
+  _globals['_RETRYDEADLETTERSRESPONSE']._serialized_end=946
+  _globals['_PURGEDEADLETTERSREQUEST']._serialized_start=948
+  _globals['_PURGEDEADLETTERSREQUEST']._serialized_end=1003
+  _globals['_PURGEDEADLETTERSRESPONSE']._serialized_start=1005
+  _globals['_PURGEDEADLETTERSRESPONSE']._serialized_end=1047
+  _globals['_GETJOBREQUEST']._serialized_start=1049
+  _globals['_GETJOBREQUEST']._serialized_end=1080
+  _globals['_GETJOBRESPONSE']._serialized_start=1082
+  _globals['_GETJOBRESPONSE']._serialized_end=1127
+  _globals['_GETQUEUESTATSREQUEST']._serialized_start=1129
+  _globals['_GETQUEUESTATSREQUEST']._serialized_end=1151
+  _globals['_GETQUEUESTATSRESPONSE']._serialized_start=1153
+  _globals['_GETQUEUESTATSRESPONSE']._serialized_end=1232
+  _globals['_INGESTSERVICE']._serialized_start=1388
+  _globals['_INGESTSERVICE']._serialized_end=2035
 # @@protoc_insertion_point(module_scope)

@@ -23,16 +23,18 @@ JOB_STATE_FAILED: JobState
 JOB_STATE_SKIPPED: JobState
 
 class SubmitRequest(_message.Message):
-    __slots__ = ("image", "label_json", "item_id", "filename")
+    __slots__ = ("image", "label_json", "item_id", "filename", "force")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     LABEL_JSON_FIELD_NUMBER: _ClassVar[int]
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     FILENAME_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     label_json: bytes
     item_id: str
     filename: str
-    def __init__(self, image: _Optional[bytes] = ..., label_json: _Optional[bytes] = ..., item_id: _Optional[str] = ..., filename: _Optional[str] = ...) -> None: ...
+    force: bool
+    def __init__(self, image: _Optional[bytes] = ..., label_json: _Optional[bytes] = ..., item_id: _Optional[str] = ..., filename: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
 
 class Job(_message.Message):
     __slots__ = ("job_id", "state", "item_ids", "error", "attempts", "created_at", "updated_at")

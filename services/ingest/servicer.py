@@ -18,7 +18,8 @@ MAX_DEAD_LETTER_LIMIT = 1000  # a page; more could read the whole stream into on
 
 def _submission(request: ingest_pb2.SubmitRequest) -> Submission:
     return Submission(
-        image=request.image, label_json=request.label_json, item_id=request.item_id, filename=request.filename
+        image=request.image, label_json=request.label_json, item_id=request.item_id, filename=request.filename,
+        force=request.force,
     )
 
 

@@ -4,6 +4,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import PurePath
+from typing import Protocol
 
 from kloset.core.errors import InvalidInput, quoted
 from kloset.core.garments.images import decode_image
@@ -24,6 +25,7 @@ class Submission:
     label_json: bytes = b""
     item_id: str = ""
     filename: str = ""
+    force: bool = False  # queue it even if the same content was indexed before
 
 
 def garment_item_id(item_id: str, group: str) -> str:
@@ -62,14 +64,24 @@ def read_label(label_json: bytes, limits: InputLimits, width: int, height: int) 
     return label
 
 
+class IndexedGarments(Protocol):
+    """What submission asks of the catalog: is a garment still there (the GarmentStore answers)."""
+
+    def retrieve(self, item_id: str) -> object | None: ...
+
+
 class CatalogIngest:
     """Submit catalog photos: nothing is queued unless the photo and its label are usable."""
 
-    def __init__(self, queue: IngestQueue, blobs: BlobStore, limits: InputLimits) -> None:
-        """Validation limits come from Settings; the backlog limit lives in the queue."""
+    def __init__(
+        self, queue: IngestQueue, blobs: BlobStore, limits: InputLimits, catalog: IndexedGarments | None = None
+    ) -> None:
+        """Validation limits come from Settings; the backlog limit lives in the queue. catalog, when this process
+        can read it: a photo indexed before counts as a duplicate only while its garments are still there."""
         self._queue = queue
         self._blobs = blobs
         self._limits = limits
+        self._catalog = catalog
 
     def submit(self, submission: Submission) -> tuple[Job, bool]:
         """Validate and queue one photo; returns (job, duplicate). Exactly the same bytes are not queued twice."""
@@ -96,4 +108,12 @@ class CatalogIngest:
             filename=filename,
             item_ids=tuple(garment_item_id(item_id, g.group.value) for g in label.garments) if label else (),
         )
-        return self._queue.enqueue(spec, content_key=f"{image_digest}:{label_digest}")
+        # The item id is part of the key: the same photo under another id is another catalog entry.
+        key = f"{item_id}:{image_digest}:{label_digest}"
+        return self._queue.enqueue(spec, content_key=key, still_indexed=self._still_indexed, force=submission.force)
+
+    def _still_indexed(self, job: Job) -> bool:
+        """Whether every garment an earlier done job indexed is still in the catalog (unknown: assume so)."""
+        if self._catalog is None:
+            return True
+        return all(self._catalog.retrieve(item_id) is not None for item_id in job.item_ids)

@@ -152,11 +152,16 @@ class IngestQueue:
         except redis.RedisError as exc:
             raise Unavailable(f"Redis did not answer: {exc}") from None
 
-    def enqueue(self, spec: JobSpec, content_key: str = "") -> tuple[Job, bool]:
+    def enqueue(
+        self, spec: JobSpec, content_key: str = "", *, still_indexed: Callable[[Job], bool] | None = None,
+        force: bool = False,
+    ) -> tuple[Job, bool]:  # fmt: skip
         """Record the job and XADD it atomically; returns (job, duplicate).
 
         Content already queued or indexed (same content_key, its job not failed) is not queued again: the
-        earlier job comes back with duplicate=True. Raises Overloaded when the backlog is at its limit.
+        earlier job comes back with duplicate=True; unless force, or the earlier job is done and still_indexed
+        says its garments are no longer in the catalog (deleted, or lost with their store), so that re-running
+        an ingest always brings them back. Raises Overloaded when the backlog is at its limit.
         """
         try:
             backlog = self._redis.xlen(self.stream)
@@ -165,11 +170,14 @@ class IngestQueue:
             job = self._new_job(JobState.QUEUED, spec.item_ids)
             if not spec.request_id:  # the job belongs to the request that submits it
                 spec = replace(spec, request_id=request_context.request_id() or "")
-            return self._enqueue_once(job, spec, f"{self.stream}:content:{content_key}" if content_key else "")
+            content = f"{self.stream}:content:{content_key}" if content_key else ""
+            return self._enqueue_once(job, spec, content, still_indexed, force)
         except redis.RedisError as exc:
             raise Unavailable(f"could not queue the job: {exc}") from None
 
-    def _enqueue_once(self, job: Job, spec: JobSpec, content: str) -> tuple[Job, bool]:
+    def _enqueue_once(
+        self, job: Job, spec: JobSpec, content: str, still_indexed: Callable[[Job], bool] | None, force: bool
+    ) -> tuple[Job, bool]:
         """Write the record, the stream entry and the content's owner in one transaction.
 
         WATCH on the content key makes "is this content already queued?" and "queue it" one step, so a
@@ -180,8 +188,10 @@ class IngestQueue:
                 try:
                     if content:
                         tx.watch(content)
-                        earlier = self._live_owner(tx.get(content))
-                        if earlier is not None:
+                        earlier = None if force else self._live_owner(tx.get(content))
+                        gone = earlier is not None and earlier.state is JobState.DONE and still_indexed is not None \
+                            and not still_indexed(earlier)  # fmt: skip
+                        if earlier is not None and not gone:
                             return earlier, True
                     tx.multi()
                     self._write_job(tx, job, spec.fields())

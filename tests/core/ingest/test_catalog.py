@@ -92,13 +92,45 @@ def test_bad_submissions_are_rejected_and_nothing_is_queued(catalog, queue, subm
 def test_exact_duplicates_are_reported_not_queued_again(catalog, queue):
     first, duplicate = catalog.submit(Submission(image=photo(), label_json=label()))
     assert not duplicate
-    again, duplicate = catalog.submit(Submission(image=photo(), label_json=label(), item_id="other"))
+    again, duplicate = catalog.submit(Submission(image=photo(), label_json=label()))
     assert duplicate and again.job_id == first.job_id
     assert queue.stats().queued == 1
+    elsewhere, duplicate = catalog.submit(Submission(image=photo(), label_json=label(), item_id="other"))
+    assert not duplicate and elsewhere.job_id != first.job_id  # another item id is another catalog entry
     relabelled, duplicate = catalog.submit(
         Submission(image=photo(), label_json=label(상의=([TOP], "니트웨어", "블루")))
     )
     assert not duplicate and relabelled.job_id != first.job_id  # a corrected label is new content
+
+
+def test_a_garment_missing_from_the_catalog_is_queued_again_and_force_always_queues(queue, tmp_path):
+    """Issue 17 (5): content dedup answered "duplicate" for a week for a photo whose garments had been deleted
+    (or lost with their store), so re-running `kloset ingest` could not bring them back."""
+    from kloset.core.garments.labels import Group
+    from kloset.core.index.edge_store import EdgeGarmentStore
+    from kloset.core.index.store import CatalogGarment
+
+    store = EdgeGarmentStore.open(path=str(tmp_path / "edge"), dim=4, color_dim=2)
+    try:
+        catalog = CatalogIngest(queue, BlobStore(tmp_path / "blobs"), LIMITS, store)
+        first, _ = catalog.submit(Submission(image=photo(), label_json=label(), item_id="look7"))
+        [delivery] = queue.read("w1", block_ms=100)
+        vectors = (np.ones(4, np.float32) / 2, np.ones(2, np.float32) / 2**0.5)
+        store.upsert([CatalogGarment(i, Group(i.split("/")[1]), "shirt", "blue", "look7.jpg", "m", *vectors)
+                      for i in first.item_ids])  # fmt: skip
+        queue.complete(delivery, list(first.item_ids))  # what a worker does once the garments are stored
+        again, duplicate = catalog.submit(Submission(image=photo(), label_json=label(), item_id="look7"))
+        assert duplicate and again.job_id == first.job_id  # an unchanged re-run still skips
+        forced, duplicate = catalog.submit(Submission(image=photo(), label_json=label(), item_id="look7", force=True))
+        assert not duplicate and forced.job_id != first.job_id
+        [delivery] = queue.read("w1", block_ms=100)
+        queue.complete(delivery, list(forced.item_ids))
+        store.delete(["look7/top"])  # a garment deleted since
+        back, duplicate = catalog.submit(Submission(image=photo(), label_json=label(), item_id="look7"))
+        assert not duplicate and back.job_id not in (first.job_id, forced.job_id)
+        assert queue.stats().queued == 1
+    finally:
+        store.close()
 
 
 def test_a_failed_job_does_not_block_resubmitting_its_content(catalog, queue):
