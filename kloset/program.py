@@ -83,13 +83,14 @@ class Program:
                     candidates=s.search_candidates, max_top_k=s.max_top_k,
                 )  # fmt: skip
                 outfits = OutfitFinder(engine, store, similar=s.outfit_similar)
-                images = GarmentImages(store, blobs, s.max_image_pixels)
+                images = GarmentImages(store, blobs, s.max_image_pixels, s.max_garment_images)
                 reindexer = CatalogReindexer(classifier, store, blobs, s.input_limits, batch_photos=s.batch_garments)
                 search = SearchServicer(engine, outfits, images, s.input_limits, store, reindexer)
                 self._serve(Role.SEARCH, search.register, [SEARCH_SERVICE])
             if Role.INGEST in self.roles:
                 catalog = CatalogIngest(queue, blobs, s.input_limits, store)
-                self._serve(Role.INGEST, IngestServicer(catalog, queue).register, [INGEST_SERVICE])
+                ingest = IngestServicer(catalog, queue, max_batch_items=s.max_batch_items, max_watchers=s.max_watchers)
+                self._serve(Role.INGEST, ingest.register, [INGEST_SERVICE])
             if Role.WORKER in self.roles:
                 indexer = GarmentIndexer(classifier, store, blobs, s.input_limits)
                 self._start_workers(queue, indexer)

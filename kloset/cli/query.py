@@ -138,8 +138,9 @@ def _write_sheet(clients: Clients, path: Path, garments: list[dict], item: str, 
     wanted = list(dict.fromkeys([*([item] if item else []), *(h["item_id"] for g in garments for h in g["results"])]))
     crops: dict[str, bytes] = {}
     try:
-        for start in range(0, len(wanted), 100):  # the service answers at most 100 a call
-            request = search_pb2.GetGarmentImagesRequest(item_ids=wanted[start : start + 100], max_side=256)
+        step = clients.settings.max_garment_images  # what the service answers per call (KLOSET_MAX_GARMENT_IMAGES)
+        for start in range(0, len(wanted), step):
+            request = search_pb2.GetGarmentImagesRequest(item_ids=wanted[start : start + step], max_side=256)
             for crop in clients.search().GetGarmentImages(request, timeout=TIMEOUT_S).images:
                 crops[crop.item_id] = crop.jpeg
     except grpc.RpcError as exc:

@@ -1,12 +1,13 @@
 """IngestService: validate and queue submissions, report jobs, queue depth and dead letters."""
 
+import threading
 from collections.abc import Iterator
 
 import grpc
 from kloset.services.convert import dead_letter_to_proto, job_to_proto
 from kloset.services.status import grpc_errors, grpc_stream_errors, status_code
 
-from kloset.core.errors import InvalidInput, KlosetError
+from kloset.core.errors import InvalidInput, KlosetError, Overloaded
 from kloset.core.ingest.catalog import CatalogIngest, Submission
 from kloset.core.ingest.queue import IngestQueue
 from kloset.v1 import ingest_pb2, ingest_pb2_grpc
@@ -24,9 +25,15 @@ def _submission(request: ingest_pb2.SubmitRequest) -> Submission:
 
 
 class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
-    def __init__(self, catalog: CatalogIngest, queue: IngestQueue) -> None:
+    def __init__(self, catalog: CatalogIngest, queue: IngestQueue, *, max_batch_items: int = 100,
+                 max_watchers: int = 4) -> None:  # fmt: skip
+        """max_batch_items: photos one SubmitBatch may stream (KLOSET_MAX_BATCH_ITEMS); max_watchers: WatchJob
+        streams open at once (KLOSET_MAX_WATCHERS), so that watchers never take every server thread from Submit."""
         self._catalog = catalog
         self._queue = queue
+        self._max_batch_items = max_batch_items
+        self._max_watchers = max_watchers
+        self._watchers = threading.BoundedSemaphore(max_watchers) if max_watchers else None
 
     @grpc_errors
     def Submit(self, request: ingest_pb2.SubmitRequest, context: grpc.ServicerContext):
@@ -37,6 +44,12 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     def SubmitBatch(self, request_iterator: Iterator[ingest_pb2.SubmitRequest], context: grpc.ServicerContext):
         results = []
         for index, request in enumerate(request_iterator):
+            if index >= self._max_batch_items:  # stop reading: the rest of the stream is never buffered
+                raise InvalidInput(
+                    f"a SubmitBatch may stream at most {self._max_batch_items} photos (KLOSET_MAX_BATCH_ITEMS); "
+                    f"the first {self._max_batch_items} were queued, and sending them again is safe (each comes "
+                    "back as a duplicate with its job)"
+                )
             try:
                 job, duplicate = self._catalog.submit(_submission(request))
             except KlosetError as exc:  # one bad item must not cost the others
@@ -51,8 +64,16 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
 
     @grpc_stream_errors
     def WatchJob(self, request: ingest_pb2.WatchJobRequest, context: grpc.ServicerContext):
-        for job in self._queue.watch(request.job_id, context.is_active):
-            yield ingest_pb2.WatchJobResponse(job=job_to_proto(job))
+        if self._watchers is None or not self._watchers.acquire(blocking=False):
+            raise Overloaded(
+                f"{self._max_watchers} WatchJob streams are open on this server (KLOSET_MAX_WATCHERS): poll GetJob, "
+                "or retry when one ends"
+            )
+        try:
+            for job in self._queue.watch(request.job_id, context.is_active):
+                yield ingest_pb2.WatchJobResponse(job=job_to_proto(job))
+        finally:
+            self._watchers.release()
 
     @grpc_errors
     def GetQueueStats(self, request: ingest_pb2.GetQueueStatsRequest, context: grpc.ServicerContext):

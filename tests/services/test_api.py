@@ -284,8 +284,9 @@ def test_garment_images_are_crops_of_the_stored_photos(stubs, ingested):
     assert found.item_id == "0001/top" and found.jpeg[:2] == b"\xff\xd8" and missing.jpeg == b""
     width, height = Image.open(io.BytesIO(found.jpeg)).size
     assert max(width, height) <= 64
-    too_many = search_pb2.GetGarmentImagesRequest(item_ids=[f"{i}/top" for i in range(101)])
-    assert_invalid(lambda: stubs["search"].GetGarmentImages(too_many, timeout=10), "at most 100")
+    too_many = search_pb2.GetGarmentImagesRequest(item_ids=[f"{i}/top" for i in range(33)])
+    assert_invalid(lambda: stubs["search"].GetGarmentImages(too_many, timeout=10),
+                   "at most 32 garment images (KLOSET_MAX_GARMENT_IMAGES); this one asks for 33")  # fmt: skip
 
 
 def test_complete_look_over_grpc(stubs, sample_catalog, ingested):

@@ -11,20 +11,22 @@ from kloset.core.garments.regions import Box
 from kloset.core.index.store import GarmentStore
 from kloset.core.ingest.blobs import BlobStore
 
-MAX_ITEMS = 100
+DEFAULT_MAX_ITEMS = 32  # Settings.max_garment_images' default: each one decodes a whole stored photo
 MAX_SIDE = 1024
 
 
 class GarmentImages:
-    def __init__(self, store: GarmentStore, blobs: BlobStore, max_pixels: int) -> None:
+    def __init__(self, store: GarmentStore, blobs: BlobStore, max_pixels: int, max_items: int = DEFAULT_MAX_ITEMS):
         self._store = store
         self._blobs = blobs
         self._max_pixels = max_pixels
+        self._max_items = max_items
 
     def crops(self, item_ids: Sequence[str], max_side: int = 256) -> list[tuple[str, bytes]]:
         """(item id, JPEG) for each id, in order; empty bytes where the garment or its photo is not at hand."""
-        if len(item_ids) > MAX_ITEMS:
-            raise InvalidInput(f"at most {MAX_ITEMS} garment images per request, got {len(item_ids)}")
+        if len(item_ids) > self._max_items:
+            raise InvalidInput(f"a request may ask for at most {self._max_items} garment images "
+                               f"(KLOSET_MAX_GARMENT_IMAGES); this one asks for {len(item_ids)}")  # fmt: skip
         if not 16 <= max_side <= MAX_SIDE:
             raise InvalidInput(f"max_side must be between 16 and {MAX_SIDE} pixels, got {max_side}")
         return [(item_id, self._crop(item_id, max_side)) for item_id in item_ids]

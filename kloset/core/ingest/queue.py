@@ -164,9 +164,6 @@ class IngestQueue:
         an ingest always brings them back. Raises Overloaded when the backlog is at its limit.
         """
         try:
-            backlog = self._redis.xlen(self.stream)
-            if backlog >= self._max_backlog:
-                raise Overloaded(f"the queue holds {backlog} unprocessed jobs (limit {self._max_backlog}); retry later")
             job = self._new_job(JobState.QUEUED, spec.item_ids)
             if not spec.request_id:  # the job belongs to the request that submits it
                 spec = replace(spec, request_id=request_context.request_id() or "")
@@ -180,14 +177,19 @@ class IngestQueue:
     ) -> tuple[Job, bool]:
         """Write the record, the stream entry and the content's owner in one transaction.
 
-        WATCH on the content key makes "is this content already queued?" and "queue it" one step, so a
-        concurrent twin never sees an owner whose job record does not exist yet.
+        WATCH on the stream and the content key makes "is there room?", "is this content already queued?" and
+        "queue it" one step: concurrent submitters never overshoot KLOSET_MAX_BACKLOG, and a concurrent twin never
+        sees an owner whose job record does not exist yet.
         """
         with self._redis.pipeline(transaction=True) as tx:
             while True:
                 try:
+                    tx.watch(self.stream, *([content] if content else []))
+                    backlog = tx.xlen(self.stream)
+                    if backlog >= self._max_backlog:
+                        raise Overloaded(f"the queue holds {backlog} unprocessed jobs (limit {self._max_backlog}, "
+                                         "KLOSET_MAX_BACKLOG); retry later")  # fmt: skip
                     if content:
-                        tx.watch(content)
                         earlier = None if force else self._live_owner(tx.get(content))
                         gone = earlier is not None and earlier.state is JobState.DONE and still_indexed is not None \
                             and not still_indexed(earlier)  # fmt: skip
