@@ -176,7 +176,7 @@ class Program:
     def _interceptors(self) -> list[grpc.ServerInterceptor]:
         """Outermost first: metrics (so refused calls are counted too), the request's id and deadline for
         everything after, then the API key check."""
-        keys = self.settings.accepted_api_keys
+        keys = self.settings.scoped_api_keys
         metrics = [self.metrics.interceptor] if self.metrics else []
         return [*metrics, AroundInterceptor(request_scope), *([ApiKeyInterceptor(keys)] if keys else [])]
 

@@ -3,6 +3,7 @@
 README.md documents each variable; the names below are the variables without the prefix.
 """
 
+import re
 from enum import StrEnum
 from pathlib import Path
 
@@ -191,6 +192,8 @@ class Settings(BaseSettings):
             raise ValueError(f"KLOSET_API_KEYS_FILE: no key in {self.api_keys_file} (one key per line)")
         if self.api_keys is not None and not self._listed_api_keys():
             raise ValueError("KLOSET_API_KEYS: no key in it (comma-separated keys); unset it to turn keys off")
+        for entry in self.accepted_api_keys:
+            scoped_key(entry)  # an unknown scope, or a scope with no key, is refused at start
         return self
 
     @model_validator(mode="after")
@@ -216,8 +219,13 @@ class Settings(BaseSettings):
 
     @property
     def accepted_api_keys(self) -> tuple[str, ...]:
-        """Every key the servers accept (KLOSET_API_KEYS and the file's); empty: keys are off."""
+        """Every key entry the servers accept (KLOSET_API_KEYS and the file's), scopes included; empty: keys off."""
         return tuple(dict.fromkeys((*self._listed_api_keys(), *self._file_api_keys())))
+
+    @property
+    def scoped_api_keys(self) -> tuple[tuple[str, frozenset[str]], ...]:
+        """(key, scopes) for every accepted entry: `read:k1`, `read+write:k2`, or a plain key with every scope."""
+        return tuple(scoped_key(entry) for entry in self.accepted_api_keys)
 
     def _listed_api_keys(self) -> tuple[str, ...]:
         return _keys_in(self.api_keys.get_secret_value().replace(",", "\n")) if self.api_keys else ()
@@ -311,6 +319,27 @@ class Settings(BaseSettings):
 
 
 ENV_PREFIX = "KLOSET_"
+
+
+API_SCOPES = ("read", "write", "admin")  # classify/search/watch; submit; reindex, purge and dead letters
+_SCOPE_PREFIX = re.compile(r"^([a-z]+(?:\+[a-z]+)*):(.*)$")
+
+
+def scoped_key(entry: str) -> tuple[str, frozenset[str]]:
+    """An API key entry's key and scopes: `scope[+scope]:key`; a key with no scope prefix has every scope (keys
+    from before scopes keep working). A prefix that looks like scopes but names an unknown one is refused (a typo
+    must not turn a read key into an all-scopes key); the error never shows the key."""
+    found = _SCOPE_PREFIX.match(entry)
+    if found is None:
+        return entry, frozenset(API_SCOPES)
+    scopes, key = found.group(1).split("+"), found.group(2)
+    unknown = [s for s in scopes if s not in API_SCOPES]
+    if unknown:
+        raise ValueError(f"KLOSET_API_KEYS: unknown scope {unknown[0]!r} (scopes: {', '.join(API_SCOPES)}; "
+                         "write them as scope:key or scope+scope:key)")  # fmt: skip
+    if not key:
+        raise ValueError(f"KLOSET_API_KEYS: the scope {found.group(1)!r} has no key after it")
+    return key, frozenset(scopes)
 
 
 def _keys_in(text: str) -> tuple[str, ...]:

@@ -20,6 +20,15 @@ def _env(service: dict) -> dict:
     return dict(item.split("=", 1) for item in env) if isinstance(env, list) else env
 
 
+def test_grpc_ports_are_published_on_loopback_only_unless_asked():
+    """Issue 17 (7): keys travel as bearer tokens over plaintext gRPC, so the host publishes the ports on its
+    loopback only by default."""
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    published = {name: s.get("ports", []) for name, s in services.items() if name in ("search", "ingest")}
+    assert published == {"search": ["${KLOSET_PUBLISH_SEARCH:-127.0.0.1:50052}:50052"],
+                         "ingest": ["${KLOSET_PUBLISH_INGEST:-127.0.0.1:50053}:50053"]}  # fmt: skip
+
+
 def test_every_service_has_a_pinned_image_or_the_local_build():
     for name, service in COMPOSE["services"].items():
         if name in KLOSET_ROLES:
