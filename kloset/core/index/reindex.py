@@ -89,16 +89,23 @@ class CatalogReindexer:
 
     def _run(self, progress: Progress, should_stop: Callable[[], bool], max_failures: int | None) -> ReindexSummary:
         started = time.monotonic()
-        photos = _by_photo(self._store.scan(_SCAN_BATCH, vectors=False))
+        # The rebuild starts before the catalog is read, so every write from here on reaches it (mirrored on Edge,
+        # caught up on a server) and every write before is in the scan: no garment falls between the two.
+        rebuild = self._store.start_rebuild()
+        try:
+            photos = _by_photo(self._store.scan(_SCAN_BATCH, vectors=False))
+        except BaseException:
+            rebuild.abandon()
+            raise
         total = sum(len(g) for g in photos)
         limit = max(10, total // 20) if max_failures is None else max_failures
         log.info("reindex of %d garments (%d photos) started", total, len(photos))
-        rebuild = self._store.start_rebuild()
         run = _Reindex(self, rebuild, total, progress, should_stop, limit)
         try:
             run.photos(photos)
             run.catch_up(rebuild)  # writes other processes made meanwhile, while the old catalog is still live
             run.check()
+            self._check_counts(rebuild)
             if not rebuild.go_live(should_stop):
                 raise ReindexAborted("stopped before the switch; the old catalog is still live")
         except BaseException:
@@ -112,6 +119,18 @@ class CatalogReindexer:
         log.info("reindex done in %.1f s: %d re-embedded, %d copied, %d failed; catalog %s", summary.seconds,
                  summary.re_embedded, summary.copied, summary.failed, summary.model_versions)  # fmt: skip
         return summary
+
+    def _check_counts(self, rebuild: CatalogRebuild, tries: int = 3) -> None:
+        """The new catalog must hold at least every garment of the live one before the switch (writes in flight
+        can make the two counts differ for a moment, so it looks again before giving up)."""
+        for attempt in range(tries):
+            live, new = self._store.count(), rebuild.count()
+            if new >= live:
+                return
+            if attempt < tries - 1:
+                time.sleep(0.2)
+        raise ReindexAborted(f"the new catalog holds {new} garments and the live one {live}: not switching; the old "
+                             "catalog is still live")  # fmt: skip
 
     def indexer(self, sink: "_VersionedSink") -> GarmentIndexer:
         return GarmentIndexer(self._classifier, sink, self._blobs, self._limits)

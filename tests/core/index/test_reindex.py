@@ -111,6 +111,67 @@ def test_garments_written_during_the_rebuild_survive_it(store, blobs, new_model,
     assert summary.done <= len(after)
 
 
+class PhasedStore:
+    """The store, with a catalog photo indexed into it live at each phase of a reindex: during the scan, right
+    before the rebuild starts, during re-embedding (from the progress callback) and at the switch."""
+
+    def __init__(self, store, write) -> None:
+        self._store = store
+        self._write = write
+
+    def scan(self, batch, vectors=True):
+        for index, garments in enumerate(self._store.scan(batch, vectors=vectors)):
+            if index == 0:
+                self._write("0013")  # during the scan
+            yield garments
+
+    def start_rebuild(self):
+        self._write("0014")  # the old window: after the scan began, before the rebuild (the scan now comes after)
+        return PhasedRebuild(self._store.start_rebuild(), self._write)
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+
+class PhasedRebuild:
+    def __init__(self, rebuild, write) -> None:
+        self._rebuild = rebuild
+        self._write = write
+
+    def go_live(self, should_stop=lambda: False):
+        self._write("0016")  # at the switch
+        return self._rebuild.go_live(should_stop)
+
+    def __getattr__(self, name):
+        return getattr(self._rebuild, name)
+
+
+def test_a_garment_written_at_any_phase_of_a_reindex_is_there_afterwards_once(store, blobs, new_model, sample_catalog):
+    """Issue 17 (1): a garment upserted between the scan and the start of the rebuild was in neither, and was gone
+    after the switch."""
+    written: list[str] = []
+
+    def write(stem: str) -> None:
+        if stem not in written:
+            index(new_model, store, blobs, sample_catalog, [stem])
+            written.append(stem)
+
+    def during_re_embedding(done, total):
+        if done:
+            write("0015")
+
+    before = len(catalog(store))
+    summary = CatalogReindexer(new_model, PhasedStore(store, write), blobs, LIMITS, batch_photos=4).run(
+        during_re_embedding
+    )
+    assert written == ["0014", "0013", "0015", "0016"]
+    after = catalog(store)
+    extra = {f"shop/{stem}/{group}" for stem in written for group in ("top", "bottom")}
+    assert extra <= after.keys()
+    assert store.count() == len(after) == before + len(extra)  # each garment once
+    assert store.model_versions() == {new_model.model_version: len(after)} == summary.model_versions
+
+
 def test_a_garment_whose_photo_is_gone_is_reported_and_carried_over(store, blobs, old_model, new_model, tmp_path):
     gone = catalog(store)["shop/0002/top"].image_digest
     (tmp_path / "blobs" / gone[:2] / gone[2:]).unlink()
