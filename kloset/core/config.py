@@ -94,6 +94,7 @@ class Settings(BaseSettings):
     edge_hnsw_ef: int = Field(default=EdgeTuning.hnsw_ef, ge=1, le=10_000)
     edge_full_scan_points: int = Field(default=EdgeTuning.full_scan_points, ge=0)
     edge_search_threads: int = Field(default=EdgeTuning.search_threads, ge=0, le=256)
+    edge_flush_writes: bool = EdgeTuning.flush_writes  # flush each live write before it is acknowledged
     # The HNSW index is built in the background once writes have been quiet this long (the queue drained)
     optimize_idle_s: float = Field(default=30.0, gt=0)
     optimize_min_points: int = Field(default=2_000, ge=1)  # unindexed garments worth an optimize
@@ -253,6 +254,7 @@ class Settings(BaseSettings):
             hnsw_ef=self.edge_hnsw_ef,
             full_scan_points=self.edge_full_scan_points,
             search_threads=self.edge_search_threads,
+            flush_writes=self.edge_flush_writes,
         )
 
     @property

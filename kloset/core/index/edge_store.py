@@ -219,8 +219,11 @@ class EdgeGarmentStore:
             if self._rebuild is not None:
                 self._rebuild.mirror(operation, ids)  # the new catalog a reindex builds gets every write too
             self.last_write = time.monotonic()
-
-    # -- optimize ----------------------------------------------------------------------------------------------
+            if self._tuning.flush_writes:  # on disk before the caller (a worker about to ack) hears back
+                try:
+                    self._shard.flush()
+                except (RuntimeError, ValueError) as exc:
+                    raise Unavailable(f"Qdrant Edge could not flush the write to disk: {exc}") from None
 
     def optimize(self, should_stop: Callable[[], bool] = lambda: False) -> bool:
         """Build the HNSW index without stopping searches or writes; True when a new shard went live.

@@ -3,6 +3,7 @@ keep a complete shard through crashes, lock its folder, and optimize in the back
 
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,6 +119,32 @@ def test_a_damaged_current_never_empties_the_store_and_says_what_to_do(tmp_path,
     s = EdgeGarmentStore.open(path=str(folder), dim=DIM, color_dim=2)  # the refused open let go of the lock
     try:
         assert s.count() == 12
+    finally:
+        s.close()
+
+
+def test_a_write_is_on_disk_before_it_returns_so_a_kill_before_the_ack_loses_nothing(tmp_path):
+    """Issue 17 (3): a worker acks a job right after the store's upsert returns. A process that writes and is then
+    SIGKILLed (between upsert and ack) leaves the garments in the folder, so the job is either indexed or, unacked,
+    redelivered; with KLOSET_EDGE_FLUSH_WRITES (the default) the write was also flushed before returning."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "edge"
+    child = f"""
+import os, signal
+from tests.core.index.test_edge_store import garments, DIM
+from kloset.core.index.edge_store import EdgeGarmentStore
+store = EdgeGarmentStore.open(path={str(folder)!r}, dim=DIM, color_dim=2)
+store.upsert(garments(7))
+os.kill(os.getpid(), signal.SIGKILL)  # where the worker would ack
+"""
+    result = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120,
+                            cwd=str(Path(__file__).resolve().parents[3]))  # fmt: skip
+    assert result.returncode == -9, result.stderr
+    s = EdgeGarmentStore.open(path=str(folder), dim=DIM, color_dim=2)
+    try:
+        assert s.count() == 7 and s.retrieve("p3/top") is not None
     finally:
         s.close()
 
