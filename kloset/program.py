@@ -59,6 +59,7 @@ class Program:
     stopping: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _closers: list = field(default_factory=list)
+    failure: str = ""  # why a background thread (a worker, the optimizer) died: `kloset serve` then exits 1
 
     def start(self) -> None:
         """Bring up the dependencies each role needs, then the roles; fail fast on any start-up error."""
@@ -194,9 +195,26 @@ class Program:
             self._start_thread(worker.run, f"worker-{i}")
 
     def _start_thread(self, target, name: str) -> None:
-        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread = threading.Thread(target=self._guarded, args=(target, name), name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
+
+    def _guarded(self, target, name: str) -> None:
+        """Run a background loop; if it ends before the program stops (it raised, or returned), the process is
+        broken: every role turns NOT_SERVING and the program stops, so that a supervisor restarts it."""
+        try:
+            target()
+            why = "returned"
+        except BaseException as exc:
+            why = f"raised {type(exc).__name__}: {exc}"
+            log.exception("%s died", name)
+        if self.stopping.is_set():
+            return
+        self.failure = f"the {name} thread {why} while the program was running"
+        log.critical("%s: turning every role NOT_SERVING and stopping", self.failure)
+        for server in self.servers:
+            server.health.enter_graceful_shutdown()
+        self.stopping.set()
 
     def wait(self) -> None:
         """Block until SIGTERM or SIGINT, then stop gracefully."""

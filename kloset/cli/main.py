@@ -305,6 +305,9 @@ def _serve(args, settings) -> int:
     program.start()
     print("kloset serving " + ", ".join(f"{s.name} on :{s.port}" for s in program.servers), flush=True)
     program.wait()
+    if program.failure:  # a worker or the optimizer died: exit non-zero so a supervisor restarts the process
+        print(f"kloset: {program.failure}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -315,3 +315,37 @@ def test_a_store_that_raises_runtime_error_leaves_the_job_pending_and_the_worker
     broken = BrokenStore(store, failures=1)
     run_until(worker(queue, engine, broken, blobs), lambda: queue.get_job(job.job_id).state is JobState.DONE)
     assert broken.failures == 0 and queue.get_job(job.job_id).state is JobState.DONE and store.count() == 2
+
+
+def test_a_worker_thread_that_dies_anyway_turns_the_roles_not_serving_and_stops_the_program(
+    tmp_path, tiny_model_dir, monkeypatch
+):
+    """Issue 17 (4): health stayed SERVING while the worker was dead, so nothing restarted it. Now the program
+    stops with a reason (`kloset serve` then exits 1) and its roles answer NOT_SERVING meanwhile."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from kloset.core.config import Role
+    from kloset.program import Program
+    from tests.conftest import role_settings
+
+    proceed = threading.Event()
+
+    def dies(self):
+        proceed.wait(30)
+        raise RuntimeError("a bug the loop did not catch")
+
+    monkeypatch.setattr(IngestWorker, "run", dies)
+    program = Program(role_settings(tmp_path, tiny_model_dir, workers=1), frozenset({Role.INGEST, Role.WORKER}))
+    program.start()
+    try:
+        port = next(s.port for s in program.servers if s.name == Role.INGEST.value)
+        health = health_pb2_grpc.HealthStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
+        assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == health_pb2.HealthCheckResponse.SERVING
+        proceed.set()
+        assert program.stopping.wait(10), "the program went on without its worker"
+        assert "worker-0 thread raised RuntimeError" in program.failure
+        status = health.Check(health_pb2.HealthCheckRequest(), timeout=5).status
+        assert status == health_pb2.HealthCheckResponse.NOT_SERVING
+    finally:
+        program.stop()
