@@ -241,11 +241,15 @@ class EdgeGarmentStore:
             if not compaction.run(lambda: should_stop() or self._rebuild_wanted):
                 return False
             optimized = qe.EdgeShard.load(str(compaction.target), self._config)
-            with self._write_lock:
-                compaction.replay(optimized)
-                optimized.flush()
-                old = self._make_live(optimized, compaction.target)
-                self._compaction = None
+            try:
+                with self._write_lock:
+                    compaction.replay(optimized)
+                    optimized.flush()
+                    old = self._make_live(optimized, compaction.target)
+                    self._compaction = None
+            except BaseException:
+                optimized.close()  # it never went live: close it before its folder is removed
+                raise
             self._retire(old)
             log.info("Qdrant Edge shard optimized: %s live", compaction.target.name)
             return True
@@ -256,9 +260,10 @@ class EdgeGarmentStore:
                     self._compaction = None
 
     def _make_live(self, shard: qe.EdgeShard, path: Path) -> qe.EdgeShard:
-        """Swap shard in for searches and writes and point CURRENT at it; the caller holds the write lock."""
-        old, self._shard = self._shard, shard
+        """Point CURRENT at path (durably), then swap shard in for searches and writes; the caller holds the write
+        lock. CURRENT first: if it cannot be written, nothing was swapped and the old shard stays live."""
         self._folder.make_live(path)
+        old, self._shard = self._shard, shard
         return old
 
     def _retire(self, old: qe.EdgeShard) -> None:
@@ -353,12 +358,16 @@ class EdgeRebuild:
             shard = qe.EdgeShard.load(str(self.path), store._config)
         except (RuntimeError, ValueError) as exc:
             raise Unavailable(f"cannot open the rebuilt Qdrant Edge shard {self.path}: {exc}") from None
-        with store._write_lock:
-            self._compaction.replay(shard)
-            shard.flush()
-            old = store._make_live(shard, self.path)
-            self._ended = True
-            store._end_rebuild(self)
+        try:
+            with store._write_lock:
+                self._compaction.replay(shard)
+                shard.flush()
+                old = store._make_live(shard, self.path)
+                self._ended = True
+                store._end_rebuild(self)
+        except BaseException:
+            shard.close()  # it never went live: close it before abandon() removes its folder
+            raise
         store._retire(old)
         log.info("Qdrant Edge store rebuilt: %s live", self.path.name)
         return True
