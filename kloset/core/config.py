@@ -127,7 +127,7 @@ class Settings(BaseSettings):
     max_polygons_per_garment: int = Field(default=InputLimits.max_polygons, ge=1, le=10_000)
     max_points_per_polygon: int = Field(default=InputLimits.max_points, ge=3, le=1_000_000)
     max_top_k: int = Field(default=1000, ge=1, le=10_000)  # top_k a request may ask for; 0 asks for KLOSET_TOP_K
-    max_batch_items: int = Field(default=100, ge=1, le=10_000)  # photos one SubmitBatch call may stream
+    max_batch_items: int = Field(default=1000, ge=1, le=100_000)  # photos one SubmitBatch call may stream
     max_garment_images: int = Field(default=32, ge=1, le=1000)  # crops one GetGarmentImages call may ask for
     max_watchers: int = Field(default=4, ge=0, le=1000)  # WatchJob streams open at once per ingest server
 

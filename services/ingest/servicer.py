@@ -25,7 +25,7 @@ def _submission(request: ingest_pb2.SubmitRequest) -> Submission:
 
 
 class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
-    def __init__(self, catalog: CatalogIngest, queue: IngestQueue, *, max_batch_items: int = 100,
+    def __init__(self, catalog: CatalogIngest, queue: IngestQueue, *, max_batch_items: int = 1000,
                  max_watchers: int = 4) -> None:  # fmt: skip
         """max_batch_items: photos one SubmitBatch may stream (KLOSET_MAX_BATCH_ITEMS); max_watchers: WatchJob
         streams open at once (KLOSET_MAX_WATCHERS), so that watchers never take every server thread from Submit."""
