@@ -177,10 +177,14 @@ def _label_scores(
     categories = label_distribution(model_categories, [candidates[i].category for i in nearest], sims, w)
     colors = label_distribution(model_colors, [candidates[i].color for i in nearest], sims, w)
     floor = w.probability_floor
+    # Relative to the likeliest label (whose term is 0): the same ranking, and a candidate of the likeliest
+    # category and color keeps the visual + color scale of score that min_score and older clients expect.
+    best_category = np.log(max(max(categories.values(), default=1.0), floor))
+    best_color = np.log(max(max(colors.values(), default=1.0), floor))
     return np.array(
         [
-            w.category * np.log(max(categories.get(c.category, 0.0), floor))
-            + w.color_label * np.log(max(colors.get(c.color, 0.0), floor))
+            w.category * (np.log(max(categories.get(c.category, 0.0), floor)) - best_category)
+            + w.color_label * (np.log(max(colors.get(c.color, 0.0), floor)) - best_color)
             for c in candidates
         ]
     )

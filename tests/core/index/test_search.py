@@ -230,6 +230,20 @@ def test_soft_finds_the_likeliest_labels_beyond_the_visually_nearest(store):
     assert not any(h.garment.item_id.startswith("b") for h in visual_only.results)
 
 
+def test_soft_scores_the_likeliest_labels_on_the_similarity_scale_min_score_expects():
+    """The label terms are relative to the likeliest label: a candidate of the predicted category and color scores
+    its visual + color similarity (as under NONE), others less; so a client's min_score keeps its meaning."""
+    w = RankingWeights()
+    query = QueryGarment(unit(1, 0, 0, 0), unit(1, 0), {"blouse": 0.7, "shirt": 0.3}, {"white": 0.8, "black": 0.2})
+    # Alike, not the same garment (below KLOSET_RANK_NEIGHBOUR_FAR): no neighbour vote, the model decides.
+    likeliest = Candidate(garment("a/top", "blouse", "white", (1, 0.2, 0, 0)), 0.6)
+    other = Candidate(garment("b/top", "shirt", "black", (1, 0.1, 0, 0)), 0.65)
+    soft = {h.garment.item_id: h for h in rank(query, [likeliest, other], FilterPolicy.SOFT, w)}
+    none = {h.garment.item_id: h for h in rank(query, [likeliest, other], FilterPolicy.NONE, w)}
+    assert soft["a/top"].score == pytest.approx(none["a/top"].score) == pytest.approx(0.6 + w.color * 1.0)
+    assert soft["b/top"].score < soft["a/top"].score < none["b/top"].score + 1
+
+
 def test_rank_is_reproducible_on_ties():
     query = QueryGarment(unit(1, 0, 0, 0), None, {}, {})
     tied = [Candidate(garment(f"{c}/top", "blouse", "white", (1, 0, 0, 0)), 1.0) for c in "cab"]
