@@ -48,6 +48,7 @@ from kloset.services.server import RoleServer, start_server
 from kloset.workers.ingest_worker import IngestWorker
 
 log = logging.getLogger(__name__)
+_SIGNAL_POLL_S = 0.2  # how soon a SIGTERM is acted on
 
 
 @dataclass
@@ -217,10 +218,16 @@ class Program:
         self.stopping.set()
 
     def wait(self) -> None:
-        """Block until SIGTERM or SIGINT, then stop gracefully."""
+        """Block until SIGTERM or SIGINT (or a background thread died), then stop gracefully."""
+        received: list[int] = []
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stopping.set())
-        self.stopping.wait()
+            # Only a plain append in the handler: it runs on the main thread, possibly inside stopping.wait()
+            # while that holds the event's lock, and stopping.set() there would deadlock (seen: a SIGTERMed
+            # `kloset serve` that never exited).
+            signal.signal(sig, lambda signum, _frame: received.append(signum))
+        while not received and not self.stopping.wait(_SIGNAL_POLL_S):
+            pass
+        self.stopping.set()
         log.info("stopping")
         self.stop()
 
