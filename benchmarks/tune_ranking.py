@@ -234,6 +234,18 @@ class Catalogs:
         best = [i for i in np.argsort(-similarity, kind="stable")[:CANDIDATES] if allowed[i]]
         return [Candidate(garments[i], float(similarity[i])) for i in best]
 
+    def ranked(self, q: Query, found: list[Candidate], w: RankingWeights, policy: FilterPolicy) -> list:
+        """The query's hits under a policy, as SearchEngine ranks them: STRICT filtered and relaxed, SOFT with its
+        second prefetch within the likeliest labels, NONE over the visual prefetch."""
+        if policy is FilterPolicy.STRICT:
+            return self.strict(q, w)
+        garment = QueryGarment(q.embedding, q.color_vector, q.category_p, q.color_p)
+        if policy is FilterPolicy.SOFT:
+            categories, colors = likeliest_labels(garment, w)
+            if categories and colors:
+                found = merge_candidates(found, self.candidates(q, (set(categories), set(colors))))
+        return rank(garment, found, policy, w, VISUAL)
+
     def strict(self, q: Query, w: RankingWeights) -> list:
         """STRICT as search runs it: the predicted category and color, relaxed in search's order while fewer
         than top_k remain (second color, any color, any category)."""
@@ -251,15 +263,7 @@ def score(queries: list[Query], catalogs: "Catalogs", candidates: list[list[Cand
           policy: FilterPolicy) -> dict:  # fmt: skip
     category, color, both = [], [], []
     for q, found in zip(queries, candidates, strict=True):
-        garment = QueryGarment(q.embedding, q.color_vector, q.category_p, q.color_p)
-        if policy is FilterPolicy.STRICT:
-            top = catalogs.strict(q, w)[:TOP_K]
-        else:
-            if policy is FilterPolicy.SOFT:  # SOFT's second prefetch, as SearchEngine makes it
-                categories, colors = likeliest_labels(garment, w)
-                if categories and colors:
-                    found = merge_candidates(found, catalogs.candidates(q, (set(categories), set(colors))))
-            top = rank(garment, found, policy, w, VISUAL)[:TOP_K]
+        top = catalogs.ranked(q, found, w, policy)[:TOP_K]
         category.append(np.mean([h.garment.category == q.category for h in top]))
         color.append(np.mean([h.garment.color == q.color for h in top]))
         both.append(np.mean([h.garment.category == q.category and h.garment.color == q.color for h in top]))
@@ -273,15 +277,7 @@ def near_duplicates(
     """Recall@1 of near-duplicate views: the catalog garment the view was made of must come first."""
     hits = 0
     for q, found in zip(queries, candidates, strict=True):
-        garment = QueryGarment(q.embedding, q.color_vector, q.category_p, q.color_p)
-        if policy is FilterPolicy.STRICT:
-            top = catalogs.strict(q, w)[:1]
-        else:
-            if policy is FilterPolicy.SOFT:
-                categories, colors = likeliest_labels(garment, w)
-                if categories and colors:
-                    found = merge_candidates(found, catalogs.candidates(q, (set(categories), set(colors))))
-            top = rank(garment, found, policy, w, VISUAL)[:1]
+        top = catalogs.ranked(q, found, w, policy)[:1]
         hits += bool(top) and top[0].garment.item_id == q.item_id
     return round(hits / max(len(queries), 1), 4)
 

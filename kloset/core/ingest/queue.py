@@ -307,10 +307,16 @@ class IngestQueue:
         """Move an entry no worker can read to the dead letters (its fields kept as they were, under "raw") and
         acknowledge it."""
         log.warning("%s", reason)
+        letter = {"job_id": fields.get("job_id", ""), "error": reason, "raw": json.dumps(fields)[:10_000]}
+        self._dead_letter(entry_id, letter)
+
+    def _dead_letter(self, entry_id: str, letter: dict[str, str], record=None) -> None:
+        """XADD a letter to the dead letters, then XACK and XDEL its entry, in one transaction; record(tx), when
+        given, updates the job's record in the same transaction."""
         with self._redis.pipeline(transaction=True) as tx:
-            letter = {"job_id": fields.get("job_id", ""), "error": reason, "failed_at": repr(time.time()),
-                      "raw": json.dumps(fields)[:10_000]}  # fmt: skip
-            tx.xadd(self.dead_letter_stream, letter)
+            tx.xadd(self.dead_letter_stream, {**letter, "failed_at": repr(time.time())})
+            if record is not None:
+                record(tx)
             tx.xack(self.stream, self.group, entry_id)
             tx.xdel(self.stream, entry_id)
             tx.execute()
@@ -350,16 +356,9 @@ class IngestQueue:
 
     def fail(self, delivery: Delivery, reason: str) -> None:
         """Move a job that cannot succeed to the dead letters (before acknowledging it) and record why."""
-        with self._redis.pipeline(transaction=True) as tx:
-            tx.xadd(
-                self.dead_letter_stream,
-                {"job_id": delivery.job_id, "error": reason, "failed_at": repr(time.time()), **delivery.spec.fields()},
-            )
-            self._update(delivery.job_id, tx=tx, state=JobState.FAILED, error=reason, attempts=delivery.deliveries)
-            tx.xack(self.stream, self.group, delivery.entry_id)
-            tx.xdel(self.stream, delivery.entry_id)
-            tx.execute()
-        JOBS_FAILED.inc()
+        letter = {"job_id": delivery.job_id, "error": reason, **delivery.spec.fields()}
+        self._dead_letter(delivery.entry_id, letter, lambda tx: self._update(
+            delivery.job_id, tx=tx, state=JobState.FAILED, error=reason, attempts=delivery.deliveries))  # fmt: skip
 
     def note_error(self, delivery: Delivery, reason: str) -> None:
         """Record a transient failure; the entry stays pending and is retried after the claim idle time."""
