@@ -29,9 +29,8 @@ from kloset.core.ingest.blobs import BlobStore
 from kloset.core.ingest.catalog import CatalogIngest
 from kloset.core.ingest.embedded_redis import EmbeddedRedis
 from kloset.core.ingest.queue import IngestQueue, connect
-from kloset.core.models.attributes import AttributeModel
+from kloset.core.models.loading import load_attribute_model, load_segmenter
 from kloset.core.models.runtime import configure_threads
-from kloset.core.models.segmenter import Segmenter
 from kloset.core.telemetry import process_registry
 from kloset.services.attribute.client import RemoteAttributeClassifier
 from kloset.services.attribute.servicer import SERVICE_NAME as ATTRIBUTE_SERVICE
@@ -105,11 +104,11 @@ class Program:
         s = self.settings
         if Role.ATTRIBUTE in self.roles:
             intra, inter = configure_threads(s.tf_intra_op_threads, s.tf_inter_op_threads)  # before any op runs
-            model = AttributeModel.load(s.model_dir, s.backbone_weights, s.inference_batch_size)
+            model = load_attribute_model(s)
             model.warm_up()  # before the role reports SERVING
-            segmenter = Segmenter.load(s.segmenter_dir, s.backbone_weights)
-            log.info("attribute model %s, segmenter %s, TensorFlow threads %d/%d", model.version, segmenter.version,
-                     intra, inter)  # fmt: skip
+            segmenter = load_segmenter(s)
+            log.info("attribute model %s, segmenter %s, runtime %s, threads %d/%d", model.version, segmenter.version,
+                     s.model_runtime.value, intra, inter)  # fmt: skip
             return AttributeEngine(
                 model, s.max_image_pixels, segmenter, max_garments=s.max_garments_per_request,
                 batch_garments=s.batch_garments, batch_wait_ms=s.batch_wait_ms,

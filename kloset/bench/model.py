@@ -1,8 +1,8 @@
-"""`kloset bench model`: the backbone's images/s at the configured input size, the ceiling ingest is measured
-against (docs/benchmarks.md, section "model")."""
+"""`kloset bench model`: the backbone's images/s on each runtime at the configured input size, side by side; the
+fastest is the ceiling ingest is measured against (docs/benchmarks.md, section "model")."""
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +12,9 @@ from kloset.core.config import Settings
 
 DEFAULT_BATCHES = (1, 8, 32)
 DEFAULT_INPUT_SIZE = 224  # when no attribute model is configured
+# Measured beside the runtimes kloset offers: TFLite with int8 weights (dynamic range), to show why it is not one.
+INT8 = "tflite_int8"
+MIN_COSINE = 0.99  # a runtime whose embeddings drift further from the TensorFlow graph's would need a reindex
 
 
 def configured_input_size(settings: Settings) -> int:
@@ -26,27 +29,67 @@ def configured_input_size(settings: Settings) -> int:
 
 
 def measure_backbone(settings: Settings, batches: Sequence[int] = DEFAULT_BATCHES, seconds: float = 5.0) -> dict:
-    """Images/s of the backbone alone on random input, per batch size, after a warm-up pass at each size."""
-    import tensorflow as tf
+    """Images/s of the backbone alone on random input, per runtime and batch size, after a warm-up pass at each.
 
-    from kloset.core.models.attributes import VIEWS_PER_GARMENT
+    The top-level figures (batches, ceiling) are the fastest runtime's whose embeddings stay within MIN_COSINE of
+    the TensorFlow graph's; `runtime` names the one the configuration runs.
+    """
     from kloset.core.models.backbone import build_backbone, default_weights_path, preprocess
     from kloset.core.models.runtime import configure_threads
 
     intra, inter = configure_threads(settings.tf_intra_op_threads, settings.tf_inter_op_threads)
     size = configured_input_size(settings)
     backbone = build_backbone(size, default_weights_path(settings.backbone_weights))
-    # As the attribute model runs it (attributes.compiled_forward): one graph, no Python per layer.
-    forward = tf.function(lambda images: backbone(images, training=False)["features"],
-                          input_signature=[tf.TensorSpec((None, size, size, 3), tf.float32)])  # fmt: skip
     rng = np.random.default_rng(0)
+    sample = preprocess(rng.integers(0, 256, (8, size, size, 3), dtype=np.uint8))
+    forwards = _forwards(backbone, intra)
+    reference = forwards["tf_graph"](image=sample)["features"]
+    runtimes = {}
+    for name, forward in forwards.items():
+        runtimes[name] = _measure(forward, size, batches, seconds, rng)
+        runtimes[name]["embedding_cosine"] = _mean_cosine(forward(image=sample)["features"], reference)
+        runtimes[name]["offered"] = name != INT8
+    eligible = {n: r for n, r in runtimes.items() if r["offered"] and r["embedding_cosine"] >= MIN_COSINE}
+    fastest = max(eligible, key=lambda n: eligible[n]["ceiling_images_per_s"])
+    best = runtimes[fastest]
+    views = 2 if settings.mirror_view else 1
+    return {
+        "image_size": size,
+        "runtime": settings.model_runtime.value,
+        "fastest_runtime": fastest,
+        "batches": best["batches"],
+        "best_batch": best["best_batch"],
+        "ceiling_images_per_s": best["ceiling_images_per_s"],
+        "views_per_garment": views,
+        "ceiling_garments_per_s": round(best["ceiling_images_per_s"] / views, 2),
+        "runtimes": runtimes,
+        "tf_threads": {"intra_op": intra, "inter_op": inter},
+        "seconds_per_batch_size": seconds,
+    }
+
+
+def _forwards(backbone, threads: int) -> dict[str, Callable]:
+    """The backbone on each runtime, converted in this process (nothing read from a cache)."""
+    from kloset.core.models.lite import LiteForward, convert
+    from kloset.core.models.runtime import graph_forward
+
+    return {
+        "tf_graph": graph_forward(backbone),
+        "tflite": LiteForward(convert(backbone), threads),
+        INT8: LiteForward(convert(backbone, dynamic_range_int8=True), threads),
+    }
+
+
+def _measure(forward: Callable, size: int, batches: Sequence[int], seconds: float, rng) -> dict:
+    from kloset.core.models.backbone import preprocess
+
     figures = {}
     for batch in batches:
         images = preprocess(rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8))
-        forward(images)  # warm-up: tracing, and memory for this shape
+        forward(image=images)  # warm-up: tracing or tensor allocation, and memory for this shape
         passes, start = 0, time.perf_counter()
         while (elapsed := time.perf_counter() - start) < seconds or passes < 2:
-            np.asarray(forward(images))
+            forward(image=images)
             passes += 1
         figures[str(batch)] = {
             "images_per_s": round(passes * batch / elapsed, 2),
@@ -54,58 +97,68 @@ def measure_backbone(settings: Settings, batches: Sequence[int] = DEFAULT_BATCHE
             "passes": passes,
         }
     best = max(figures, key=lambda b: figures[b]["images_per_s"])
-    ceiling = figures[best]["images_per_s"]
-    return {
-        "image_size": size,
-        "batches": figures,
-        "best_batch": int(best),
-        "ceiling_images_per_s": ceiling,
-        "views_per_garment": VIEWS_PER_GARMENT,
-        "ceiling_garments_per_s": round(ceiling / VIEWS_PER_GARMENT, 2),
-        "tf_threads": {"intra_op": intra, "inter_op": inter},
-        "seconds_per_batch_size": seconds,
-    }
+    return {"batches": figures, "best_batch": int(best), "ceiling_images_per_s": figures[best]["images_per_s"]}
+
+
+def _mean_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    cosine = (a * b).sum(axis=1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+    return round(float(cosine.mean()), 4)
 
 
 def model_markdown(figures: dict) -> str:
     """The "model" section of docs/benchmarks.md."""
-    rows = [[int(b), f["images_per_s"], f["ms_per_batch"], f["passes"]] for b, f in figures["batches"].items()]
+    rows = [
+        [name, int(b), f["images_per_s"], f["ms_per_batch"], f["passes"], r["embedding_cosine"],
+         "yes" if r["offered"] else "no"]
+        for name, r in figures["runtimes"].items()
+        for b, f in r["batches"].items()
+    ]  # fmt: skip
     threads = figures["tf_threads"]
+    graph = figures["runtimes"]["tf_graph"]["ceiling_images_per_s"]
     lines = [
-        "## Model: the backbone's ceiling (`kloset bench model`)",
+        "## Model: the backbone's ceiling on each runtime (`kloset bench model`)",
         "",
-        f"{stamp()}. EfficientNet-Lite0 at {figures['image_size']} px on random input, TensorFlow threads "
-        f"{threads['intra_op']} intra-op / {threads['inter_op']} inter-op, {figures['seconds_per_batch_size']:g} s "
-        "per batch size after a warm-up pass.",
+        f"{stamp()}. EfficientNet-Lite0 at {figures['image_size']} px on random input, {threads['intra_op']} "
+        f"threads, {figures['seconds_per_batch_size']:g} s per runtime and batch size after a warm-up pass. "
+        "Cosine: the mean cosine of the runtime's embeddings to the TensorFlow graph's on the same images; "
+        f"a runtime is offered (KLOSET_MODEL_RUNTIME) when it stays at {MIN_COSINE} or above and runs faster.",
         "",
-        markdown_table(["batch", "images/s", "ms per batch", "passes"], rows),
+        markdown_table(["runtime", "batch", "images/s", "ms per batch", "passes", "cosine", "offered"], rows),
         "",
-        f"Ceiling: **{figures['ceiling_images_per_s']:.1f} images/s** (batch {figures['best_batch']}); with "
-        f"{figures['views_per_garment']} views per garment (the crop and its mirror image) that is "
-        f"**{figures['ceiling_garments_per_s']:.1f} garments/s**, what `kloset bench ingest` compares against.",
+        f"Fastest: **{figures['fastest_runtime']}**, {figures['ceiling_images_per_s']:.1f} images/s (batch "
+        f"{figures['best_batch']}), {figures['ceiling_images_per_s'] / graph:.2f}x the TensorFlow graph's "
+        f"{graph:.1f}. The configuration runs **{figures['runtime']}**. With {figures['views_per_garment']} "
+        f"view(s) per garment the ceiling is **{figures['ceiling_garments_per_s']:.1f} garments/s**, what "
+        "`kloset bench ingest` compares against.",
         "",
-        "![backbone images/s by batch size](benchmarks/model.png)",
+        "![backbone images/s by runtime and batch size](benchmarks/model.png)",
     ]
     return "\n".join(lines)
 
 
 def save_model_plot(figures: dict, path: Path) -> Path:
-    """Images/s by batch size, with the ceiling in garments/s written beside it."""
+    """Images/s by batch size, one group of bars per runtime, with the ceiling in garments/s written beside it."""
     from kloset.bench.document import pyplot, save_figure
 
     plt = pyplot()
-
+    runtimes = figures["runtimes"]
     batches = list(figures["batches"])
-    speeds = [figures["batches"][b]["images_per_s"] for b in batches]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    bars = ax.bar([f"batch {b}" for b in batches], speeds, color="tab:blue")
-    ax.bar_label(bars, labels=[f"{v:.1f} images/s" for v in speeds], fontsize=9, padding=2)
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    width = 0.8 / len(runtimes)
+    for i, (name, r) in enumerate(runtimes.items()):
+        speeds = [r["batches"][b]["images_per_s"] for b in batches]
+        xs = [j + (i - (len(runtimes) - 1) / 2) * width for j in range(len(batches))]
+        bars = ax.bar(xs, speeds, width, label=f"{name} (cosine {r['embedding_cosine']:.3f})")
+        ax.bar_label(bars, labels=[f"{v:.0f}" for v in speeds], fontsize=8, padding=2)
+    ax.set_xticks(range(len(batches)), [f"batch {b}" for b in batches])
     ax.axhline(figures["ceiling_images_per_s"], linestyle="--", color="gray", linewidth=1)
-    ax.text(0.02, 0.96, f"ceiling {figures['ceiling_images_per_s']:.1f} images/s = "
-            f"{figures['ceiling_garments_per_s']:.1f} garments/s ({figures['views_per_garment']} views each)",
+    ax.text(0.02, 0.96, f"ceiling ({figures['fastest_runtime']}) {figures['ceiling_images_per_s']:.1f} images/s = "
+            f"{figures['ceiling_garments_per_s']:.1f} garments/s ({figures['views_per_garment']} view(s) each)",
             transform=ax.transAxes, fontsize=9, color="dimgray", va="top")  # fmt: skip
-    ax.set_ylim(0, max(speeds) * 1.3)
+    top = max(r["ceiling_images_per_s"] for r in runtimes.values())
+    ax.set_ylim(0, top * 1.3)
     ax.set_ylabel("images per second")
-    ax.set_title(f"kloset bench model: EfficientNet-Lite0 at {figures['image_size']} px")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title(f"kloset bench model: EfficientNet-Lite0 at {figures['image_size']} px, by runtime")
     ax.grid(axis="y", alpha=0.3)
     return save_figure(fig, path)

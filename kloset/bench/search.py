@@ -62,12 +62,11 @@ def _real_garments(bench: SearchBench, settings: Settings, log) -> tuple[list[Ca
     """The folder's annotated garments classified by the model, and its photos to query with."""
     from kloset.bench.retrieval import classify_catalog
     from kloset.core.classifier import AttributeEngine
-    from kloset.core.models.attributes import AttributeModel
-    from kloset.core.models.segmenter import Segmenter
+    from kloset.core.models.loading import load_attribute_model, load_segmenter
 
     catalog = load_catalog(bench.data, bench.limit)
-    model = AttributeModel.load(settings.model_dir, settings.backbone_weights, settings.inference_batch_size)
-    segmenter = Segmenter.load(settings.segmenter_dir, settings.backbone_weights)
+    model = load_attribute_model(settings)
+    segmenter = load_segmenter(settings)
     engine = AttributeEngine(model, settings.max_image_pixels, segmenter, settings.max_garments_per_request)
     log(f"classifying the {sum(len(g) for _, _, g in catalog.photos)} garments of {len(catalog.photos)} photos")
     garments = classify_catalog(catalog, engine, lambda items, label: items)

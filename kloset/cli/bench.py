@@ -116,11 +116,10 @@ def _retrieval(args, settings: Settings) -> int:
     from kloset.bench.report import retrieval_table, save_retrieval_plot
     from kloset.bench.retrieval import BenchSettings, run_retrieval_benchmark
     from kloset.core.classifier import AttributeEngine
-    from kloset.core.models.attributes import AttributeModel
-    from kloset.core.models.segmenter import Segmenter
+    from kloset.core.models.loading import load_attribute_model, load_segmenter
 
-    model = AttributeModel.load(settings.model_dir, settings.backbone_weights, settings.inference_batch_size)
-    segmenter = Segmenter.load(settings.segmenter_dir, settings.backbone_weights)
+    model = load_attribute_model(settings)
+    segmenter = load_segmenter(settings)
     classifier = AttributeEngine(model, settings.max_image_pixels, segmenter, settings.max_garments_per_request)
     bench = BenchSettings(
         weights=settings.ranking_weights, candidates=settings.search_candidates,

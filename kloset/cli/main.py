@@ -379,18 +379,18 @@ def _train(args, settings) -> int:
 
         features = extract_features(args.data, args.input_size, settings.backbone_weights, args.cache)
         if args.queries:
-            from kloset.core.models.segmenter import Segmenter
+            from kloset.core.models.loading import load_segmenter
             from kloset.core.models.training import extract_query_features, merge
 
-            segmenter = Segmenter.load(settings.segmenter_dir, settings.backbone_weights)
+            segmenter = load_segmenter(settings)
             cache = args.cache.with_name(f"{args.cache.stem}-queries.npz") if args.cache else None
             extra = extract_query_features(args.queries, args.input_size, segmenter, settings.backbone_weights, cache)
             features = merge(features, extra)
         if args.street_crops:
-            from kloset.core.models.segmenter import Segmenter
+            from kloset.core.models.loading import load_segmenter
             from kloset.core.models.training import extract_street_features, merge
 
-            segmenter = Segmenter.load(settings.segmenter_dir, settings.backbone_weights)
+            segmenter = load_segmenter(settings)
             cache = args.cache.with_name(f"{args.cache.stem}-street.npz") if args.cache else None
             street = extract_street_features(args.data, args.input_size, segmenter, settings.backbone_weights, cache,
                                              args.validation_percent, seed=args.seed)  # fmt: skip
@@ -408,10 +408,10 @@ def _evaluate(args, settings) -> int:
     if not (args.data / "labels").is_dir():
         raise CommandError(f"{args.data} is not a K-Fashion folder (no labels/)")
     if args.what == "segmenter":
-        from kloset.core.models.segmenter import Segmenter
+        from kloset.core.models.loading import load_segmenter
         from kloset.core.models.segmenter_training import evaluate_segmenter
 
-        segmenter = Segmenter.load(args.model or settings.segmenter_dir, settings.backbone_weights)
+        segmenter = load_segmenter(settings, args.model)
         figures = evaluate_segmenter(segmenter, args.data, args.split)
     else:
         figures = _evaluate_attributes(args, settings)
@@ -424,10 +424,10 @@ def _evaluate(args, settings) -> int:
 
 def _evaluate_attributes(args, settings) -> dict:
     from kloset.core.garments.labels import CATEGORIES, COLORS
-    from kloset.core.models.attributes import AttributeModel
     from kloset.core.models.evaluation import evaluate_attributes
+    from kloset.core.models.loading import load_attribute_model
 
-    model = AttributeModel.load(args.model or settings.model_dir, settings.backbone_weights)
+    model = load_attribute_model(settings, args.model)
     figures, matrices = evaluate_attributes(model, args.data, args.split)
     if args.plots:
         from kloset.core.models.plots import save_confusion
@@ -440,10 +440,10 @@ def _evaluate_attributes(args, settings) -> dict:
 
 def _segment(args, settings) -> int:
     from kloset.core.garments.images import decode_image
+    from kloset.core.models.loading import load_segmenter
     from kloset.core.models.plots import save_segmentation
-    from kloset.core.models.segmenter import Segmenter
 
-    segmenter = Segmenter.load(settings.segmenter_dir, settings.backbone_weights)
+    segmenter = load_segmenter(settings)
     pixels = decode_image(args.image.read_bytes(), settings.max_image_pixels, apply_exif_orientation=True)
     written = save_segmentation(pixels, segmenter.segment(pixels), args.out, args.image.stem)
     for path in written:

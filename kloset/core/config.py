@@ -14,6 +14,7 @@ from kloset.core.index.edge_tuning import EdgeTuning
 from kloset.core.index.ranking import FilterPolicy, RankingWeights
 from kloset.core.index.store import StoreBackend
 from kloset.core.limits import InputLimits
+from kloset.core.models.runtime import ModelRuntime, RunOptions
 
 # models/ sits beside the package in the source tree and in the container image.
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -158,6 +159,10 @@ class Settings(BaseSettings):
     prepare_threads: int = Field(default=0, ge=0, le=64)  # decode, crop, color statistics beside the model
     tf_intra_op_threads: int = Field(default=0, ge=0, le=256)  # TensorFlow threads within one op; 0: every core
     tf_inter_op_threads: int = Field(default=0, ge=0, le=256)  # ops run side by side; 0: two
+    # The attribute model's and the segmenter's runtime (kloset/core/models/runtime.py; `kloset bench model`)
+    model_runtime: ModelRuntime = ModelRuntime.TFLITE
+    model_cache_dir: Path | None = None  # converted models; default data_dir/models
+    mirror_view: bool = True  # embed each garment's mirror image too (docs/search.md: what it buys)
 
     @field_validator("redis_appendfsync")
     @classmethod
@@ -261,6 +266,14 @@ class Settings(BaseSettings):
     def edge_root(self) -> Path:
         """One Edge shard folder per collection name, so KLOSET_COLLECTION means the same on every backend."""
         return (self.edge_path or self.data_dir / "edge") / self.collection
+
+    @property
+    def model_run_options(self) -> RunOptions:
+        return RunOptions(
+            runtime=self.model_runtime,
+            threads=self.tf_intra_op_threads,
+            cache_dir=self.model_cache_dir or self.data_dir / "models",
+        )
 
     @property
     def input_limits(self) -> InputLimits:

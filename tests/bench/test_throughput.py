@@ -18,11 +18,20 @@ def bench(args: list[str], tmp_path: Path, tiny_model_dir: Path, segmenter_dir: 
     return json.loads(result.stdout)
 
 
-def test_bench_model_measures_each_batch_size_at_the_configured_input_size(tmp_path, tiny_model_dir):
+def test_bench_model_measures_each_runtime_and_batch_size_at_the_configured_input_size(tmp_path, tiny_model_dir):
     figures = bench(["model", "--batches", "1,4", "--seconds", "0.05"], tmp_path, tiny_model_dir)
     assert figures["image_size"] == 32 and set(figures["batches"]) == {"1", "4"}
-    assert all(f["images_per_s"] > 0 and f["passes"] >= 2 for f in figures["batches"].values())
-    assert figures["ceiling_images_per_s"] == max(f["images_per_s"] for f in figures["batches"].values())
+    runtimes = figures["runtimes"]
+    assert set(runtimes) == {"tf_graph", "tflite", "tflite_int8"}
+    for runtime in runtimes.values():
+        assert all(f["images_per_s"] > 0 and f["passes"] >= 2 for f in runtime["batches"].values())
+        assert runtime["ceiling_images_per_s"] == max(f["images_per_s"] for f in runtime["batches"].values())
+    assert runtimes["tf_graph"]["embedding_cosine"] == 1.0 and runtimes["tflite"]["embedding_cosine"] > 0.999
+    # The ceiling is the fastest runtime kloset offers; the configuration's runtime is named beside it.
+    offered = {n: r["ceiling_images_per_s"] for n, r in runtimes.items() if r["offered"]}
+    assert figures["fastest_runtime"] == max(offered, key=offered.get) and figures["runtime"] == "tflite"
+    assert figures["ceiling_images_per_s"] == offered[figures["fastest_runtime"]]
+    assert figures["batches"] == runtimes[figures["fastest_runtime"]]["batches"]
     assert figures["views_per_garment"] == 2
     assert figures["ceiling_garments_per_s"] == round(figures["ceiling_images_per_s"] / 2, 2)
     assert "<!-- bench:model -->" in (tmp_path / "benchmarks.md").read_text()

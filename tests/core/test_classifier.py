@@ -18,9 +18,9 @@ class RecordingForward:
         self._forward = forward
         self.calls: list[tuple[int, int]] = []
 
-    def __call__(self, images, stats):
-        self.calls.append((len(images), len(stats)))
-        return self._forward(images, stats)
+    def __call__(self, image, color_stats):
+        self.calls.append((len(image), len(color_stats)))
+        return self._forward(image=image, color_stats=color_stats)
 
 
 @pytest.fixture(scope="module")

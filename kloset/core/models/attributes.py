@@ -28,14 +28,16 @@ from kloset.core.models.backbone import (
     preprocess,
 )
 from kloset.core.models.predictions import GarmentPrediction
+from kloset.core.models.runtime import RunOptions, forward_of
 from kloset.core.telemetry import ATTRIBUTE_FORWARD
 
 INFO_FILE = "model.json"
 HEADS_FILE = "heads.weights.h5"
 # How predictions are made from the weights; part of the version stored with every garment, because changing
-# it changes the embeddings as much as new weights would.
-INFERENCE = "mirror-avg"
-VIEWS_PER_GARMENT = 2  # backbone images per garment under INFERENCE: the crop and its mirror image
+# it changes the embeddings as much as new weights would. The runtime is not part of it: TFLite and the
+# TensorFlow graph give the same embeddings (cosine 1.000, `kloset bench model`).
+MIRROR_INFERENCE = "mirror-avg"  # the crop and its mirror image, their answers averaged
+SINGLE_INFERENCE = "single-view"
 DEFAULT_BATCH_SIZE = 16
 
 
@@ -164,18 +166,33 @@ def read_info(model_dir: Path) -> ModelInfo:
 class AttributeModel:
     """Loaded weights plus the code to run them; safe to share between threads."""
 
-    def __init__(self, info: ModelInfo, network: keras.Model, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+    def __init__(
+        self,
+        info: ModelInfo,
+        network: keras.Model,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        runtime: RunOptions | None = None,
+        mirror: bool = True,
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.info = info
         self._network = network
         self.batch_size = batch_size  # garments per forward pass: bounds peak memory whatever a caller sends
+        self.runtime = runtime or RunOptions()
+        # A second view per garment, its mirror image (the training augmentation), answers averaged with the first.
+        self.mirror = mirror
         self._lock = threading.Lock()
-        self._forward = compiled_forward(network)
+        self._forward = forward_of(network, self.runtime)
+
+    @property
+    def views(self) -> int:
+        """Backbone images per garment: the crop, and its mirror image unless that is turned off."""
+        return 2 if self.mirror else 1
 
     @property
     def version(self) -> str:
-        return f"{self.info.version}+{INFERENCE}"
+        return f"{self.info.version}+{MIRROR_INFERENCE if self.mirror else SINGLE_INFERENCE}"
 
     @property
     def input_size(self) -> int:
@@ -183,14 +200,19 @@ class AttributeModel:
 
     @classmethod
     def load(
-        cls, model_dir: Path, backbone_weights: Path | None = None, batch_size: int = DEFAULT_BATCH_SIZE
+        cls,
+        model_dir: Path,
+        backbone_weights: Path | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        runtime: RunOptions | None = None,
+        mirror: bool = True,
     ) -> "AttributeModel":
         """Load model.json + heads; raise ModelError with a clear message if anything is missing or off."""
         info = read_info(model_dir)
         heads = build_heads()
         load_checked_weights(heads, model_dir / HEADS_FILE, info.heads_sha256, INFO_FILE)
         backbone = build_backbone(info.input_size, default_weights_path(backbone_weights))
-        return cls(info, build_attribute_network(backbone, heads), batch_size)
+        return cls(info, build_attribute_network(backbone, heads), batch_size, runtime, mirror)
 
     def warm_up(self) -> None:
         """Trace the graph and size its buffers now, so the first request (or ingest batch) is not seconds slower."""
@@ -212,10 +234,10 @@ class AttributeModel:
         # Each crop and its mirror image (the training augmentation) in one pass; their answers are averaged.
         # Category, color and embedding all come from this one backbone pass per view.
         pixels = np.stack([i.pixels for i in inputs])
-        images = preprocess(np.concatenate([pixels, pixels[:, :, ::-1]]))
+        views = np.concatenate([pixels, pixels[:, :, ::-1]]) if self.mirror else pixels
         stats = np.stack([i.color_stats for i in inputs])
         with self._lock, ATTRIBUTE_FORWARD.time():
-            out = self._forward(images, np.concatenate([stats, stats]))
+            out = self._forward(image=preprocess(views), color_stats=np.concatenate([stats] * self.views))
         n = len(inputs)
         category_p = _mean_of_views(out["category"], n)
         color_p = _mean_of_views(out["color"], n)
@@ -241,25 +263,9 @@ def model_input(crop: GarmentCrop, group: Group | None) -> ModelInput:
     return ModelInput(crop.pixels, color_features(crop.garment_pixels), group)
 
 
-def compiled_forward(network: keras.Model):
-    """The network as one TensorFlow graph for any batch size: traced once, then run without Python per layer.
-
-    Measured at 224 px on 2 cores (`kloset bench model`): eager Keras calls ran the backbone at 7 images/s at
-    batch 1 and 69 at batch 32; the graph at 78 and 146.
-    """
-    import tensorflow as tf
-
-    size = network.input_shape[0][1]
-    signature = [
-        tf.TensorSpec((None, size, size, 3), tf.float32),
-        tf.TensorSpec((None, COLOR_FEATURES_DIM), tf.float32),
-    ]
-    return tf.function(lambda images, stats: network([images, stats], training=False), input_signature=signature)
-
-
-def _mean_of_views(values, n: int) -> np.ndarray:
-    values = np.asarray(values)
-    return (values[:n] + values[n:]) / 2
+def _mean_of_views(values: np.ndarray, n: int) -> np.ndarray:
+    """(views * n, d) -> (n, d): the views of garment i are rows i, n + i, ..."""
+    return values.reshape(-1, n, values.shape[-1]).mean(axis=0)
 
 
 def _prediction(

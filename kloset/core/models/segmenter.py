@@ -24,6 +24,7 @@ from kloset.core.garments.regions import Region
 from kloset.core.models.attributes import file_sha256, load_checked_weights
 from kloset.core.models.backbone import NAME as BACKBONE
 from kloset.core.models.backbone import STRIDE, TAPS, build_network, default_weights_path, preprocess
+from kloset.core.models.runtime import RunOptions, forward_of
 from kloset.core.telemetry import SEGMENTER_FORWARD
 
 INFO_FILE = "segmenter.json"
@@ -138,13 +139,13 @@ def save_segmenter(out_dir: Path, decoder: keras.Model, height: int, width: int,
     return info
 
 
-def _compiled(encoder: keras.Model, decoder: keras.Model, height: int, width: int):
-    """Encoder and decoder as one TensorFlow graph (as attributes.compiled_forward): eager Keras calls took
-    157 ms for the photo and its mirror on 2 cores, the graph 43 ms."""
-    import tensorflow as tf
+def segmenter_network(encoder: keras.Model, decoder: keras.Model) -> keras.Model:
+    """Encoder and decoder as one network with a named output, the form both runtimes take.
 
-    signature = [tf.TensorSpec((None, height, width, 3), tf.float32)]
-    return tf.function(lambda batch: decoder(encoder(batch, training=False), training=False), input_signature=signature)
+    As a TensorFlow graph instead of eager Keras calls: 157 ms for the photo and its mirror on 2 cores -> 43 ms.
+    """
+    logits = decoder(encoder(encoder.input))
+    return keras.Model(encoder.input, {"logits": logits}, name="kloset_segmenter")
 
 
 def largest_component(mask: np.ndarray, opening: int) -> np.ndarray:
@@ -161,19 +162,24 @@ def largest_component(mask: np.ndarray, opening: int) -> np.ndarray:
 class Segmenter:
     """Loaded decoder plus encoder; safe to share between threads."""
 
-    def __init__(self, info: SegmenterInfo, encoder: keras.Model, decoder: keras.Model) -> None:
+    def __init__(
+        self, info: SegmenterInfo, encoder: keras.Model, decoder: keras.Model, runtime: RunOptions | None = None
+    ) -> None:
         self.info = info
         self._encoder = encoder
         self._decoder = decoder
         self._lock = threading.Lock()
-        self._forward = _compiled(encoder, decoder, info.height, info.width)
+        self.runtime = runtime or RunOptions()
+        self._forward = forward_of(segmenter_network(encoder, decoder), self.runtime)
 
     @property
     def version(self) -> str:
         return f"{self.info.version}+{INFERENCE}"
 
     @classmethod
-    def load(cls, model_dir: Path, backbone_weights: Path | None = None) -> "Segmenter":
+    def load(
+        cls, model_dir: Path, backbone_weights: Path | None = None, runtime: RunOptions | None = None
+    ) -> "Segmenter":
         """Load segmenter.json + decoder weights; ModelError with a clear message if anything is missing or off."""
         path = model_dir / INFO_FILE
         if not path.is_file():
@@ -190,7 +196,7 @@ class Segmenter:
         encoder = build_encoder(info.height, info.width, default_weights_path(backbone_weights))
         decoder = build_decoder(info.height, info.width, encoder_channels(encoder))
         load_checked_weights(decoder, model_dir / WEIGHTS_FILE, info.weights_sha256, INFO_FILE)
-        return cls(info, encoder, decoder)
+        return cls(info, encoder, decoder, runtime)
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
         """(H, W, 3) class probabilities for a photo of any size."""
@@ -201,7 +207,7 @@ class Segmenter:
         # augmentation, so the model should agree with itself; where it does not, averaging hedges).
         batch = preprocess(np.stack([placed, placed[:, ::-1]]))
         with self._lock, SEGMENTER_FORWARD.time():
-            logits = np.asarray(self._forward(batch))
+            logits = self._forward(image=batch)["logits"]
         probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
         probs /= probs.sum(axis=-1, keepdims=True)
         probs = (probs[0] + probs[1][:, ::-1]) / 2
