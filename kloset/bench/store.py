@@ -10,6 +10,7 @@ returned, exact search being the same backend with the index bypassed.
 
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kloset.bench.memory import PeakMemory
+from kloset.core.errors import KlosetError
 from kloset.core.garments.color import COLOR_VECTOR_DIM
 from kloset.core.garments.labels import CATEGORIES, CATEGORY_GROUP, COLORS, Group
 from kloset.core.index.edge_store import EdgeGarmentStore
@@ -132,25 +135,74 @@ def _fill(store: GarmentStore, catalog: SyntheticCatalog, start: int, stop: int)
     return (stop - start) / max(time.perf_counter() - started, 1e-9)
 
 
+def _searches_while(store: GarmentStore, catalog: SyntheticCatalog, below: int, work: Callable[[], object]) -> dict:
+    """Run work (the optimize) while a thread searches by category as a client would, to show searches keep
+    answering throughout it: how many answered, their p99 and slowest, and the errors."""
+    done = threading.Event()
+    times: list[float] = []
+    errors: list[str] = []
+
+    def search() -> None:
+        while not done.is_set():
+            vector, filters = next(catalog.queries(1, below))  # one at a time: a batch would hold its vectors
+            try:
+                where = filters["category"]
+                times.append(_timed(lambda v=vector, w=where: store.candidates(v, VISUAL, w, _TOP_K))[0])
+            except KlosetError as exc:
+                errors.append(str(exc))
+            done.wait(0.05)  # a steady client, not a flood competing with the build for the two cores
+
+    thread = threading.Thread(target=search, name="bench-search", daemon=True)
+    thread.start()
+    try:
+        work()
+    finally:
+        done.set()
+        thread.join()
+    return {
+        "answered": len(times),
+        "p99_ms": round(float(np.percentile(times, 99)), 3) if times else None,
+        "max_ms": round(max(times), 3) if times else None,
+        "errors": len(errors),
+    }
+
+
 def _grow_and_measure(
-    name: str, store: GarmentStore, bench: StoreBench, sizes: tuple[int, ...], log: Callable[[str], None]
-) -> dict[int, dict]:
+    name: str, store: GarmentStore, bench: StoreBench, sizes: tuple[int, ...], log: Callable[[str], None],
+    catalog: SyntheticCatalog, memory: PeakMemory,
+) -> dict[int, dict]:  # fmt: skip
     """Grow one catalog through the sizes, optimizing after each bulk load as kloset serve does when quiet."""
-    catalog = SyntheticCatalog(max(sizes), bench.seed)
     out: dict[int, dict] = {}
     loaded = 0
     for size in sizes:
         rate = _fill(store, catalog, loaded, size)
         loaded = size
         started = time.perf_counter()
-        store.optimize()
+        during = _searches_while(store, catalog, size, store.optimize)
         optimize_s = time.perf_counter() - started
         log(f"{name}: {size} points, {rate:.0f} upserts/s, optimize {optimize_s:.1f} s; querying")
         figures = measure(store, catalog, size, bench.queries)
         figures["upserts_per_s"] = round(rate)
         figures["optimize_s"] = round(optimize_s, 1)
+        figures["searches_during_optimize"] = during
+        memory.sample()
+        figures["peak_memory_mb"] = memory.peak_mb  # the peak so far: loading and optimizing up to this size
         out[size] = figures
     return out
+
+
+def _measure_backend(
+    name: str, open_store: Callable[[], GarmentStore], bench: StoreBench, sizes: tuple[int, ...],
+    log: Callable[[str], None],
+) -> dict[int, dict]:  # fmt: skip
+    """The catalog is made before the memory baseline, so its copy of the vectors is not counted as the store's."""
+    catalog = SyntheticCatalog(max(sizes), bench.seed)
+    with PeakMemory() as memory:
+        store = open_store()
+        try:
+            return _grow_and_measure(name, store, bench, sizes, log, catalog, memory)
+        finally:
+            store.close()
 
 
 def run_store_benchmark(bench: StoreBench, log: Callable[[str], None] = lambda line: None) -> dict:
@@ -158,27 +210,30 @@ def run_store_benchmark(bench: StoreBench, log: Callable[[str], None] = lambda l
     sizes = tuple(sorted(set(bench.sizes)))
     by_backend: dict[str, dict[int, dict]] = {}
     with tempfile.TemporaryDirectory(prefix="kloset-bench-store-") as tmp:
-        edge = EdgeGarmentStore.open(path=f"{tmp}/edge", dim=EMBEDDING_DIM, color_dim=COLOR_VECTOR_DIM,
-                                     tuning=bench.tuning)  # fmt: skip
-        try:
-            by_backend["edge"] = _grow_and_measure("edge", edge, bench, sizes, log)
-        finally:
-            edge.close()
+        by_backend["edge"] = _measure_backend(
+            "edge",
+            lambda: EdgeGarmentStore.open(
+                path=f"{tmp}/edge", dim=EMBEDDING_DIM, color_dim=COLOR_VECTOR_DIM, tuning=bench.tuning
+            ),
+            bench, sizes, log,
+        )  # fmt: skip
         local_sizes = tuple(s for s in sizes if s <= bench.local_max)
         if local_sizes:
-            local = QdrantGarmentStore.open(url=None, api_key=None, path=f"{tmp}/local", collection="bench",
-                                            dim=EMBEDDING_DIM, color_dim=COLOR_VECTOR_DIM)  # fmt: skip
-            try:
-                by_backend["local"] = _grow_and_measure("local", local, bench, local_sizes, log)
-            finally:
-                local.close()
+            by_backend["local"] = _measure_backend(
+                "local",
+                lambda: QdrantGarmentStore.open(url=None, api_key=None, path=f"{tmp}/local", collection="bench",
+                                                dim=EMBEDDING_DIM, color_dim=COLOR_VECTOR_DIM),
+                bench, local_sizes, log,
+            )  # fmt: skip
         if bench.url:
-            server = QdrantGarmentStore.open(url=bench.url, api_key=None, path="", collection=f"bench-{os.getpid()}",
-                                             dim=EMBEDDING_DIM, color_dim=COLOR_VECTOR_DIM)  # fmt: skip
-            try:
-                by_backend["server"] = _grow_and_measure("server", server, bench, sizes, log)
-            finally:
-                server.close()
+            # a server holds the store in its own process: peak_memory_mb is only this client's share
+            by_backend["server"] = _measure_backend(
+                "server",
+                lambda: QdrantGarmentStore.open(url=bench.url, api_key=None, path="",
+                                                collection=f"bench-{os.getpid()}", dim=EMBEDDING_DIM,
+                                                color_dim=COLOR_VECTOR_DIM),
+                bench, sizes, log,
+            )  # fmt: skip
     largest = sizes[-1]
     backends = {
         name: figures.get(largest) or {"skipped": f"measured up to {max(figures)} points only (--local-max): "
@@ -208,14 +263,15 @@ def store_table(figures: dict) -> str:
             for flt in FILTERS:
                 s = f[flt]
                 rows.append([int(size), name, flt, s["p50_ms"], s["p99_ms"], s["recall_at_10"]])
-    build = [[int(size), name, f["upserts_per_s"], f["optimize_s"]]
+    build = [[int(size), name, f["upserts_per_s"], f["optimize_s"], f.get("peak_memory_mb", "")]
              for size, backends in figures["by_points"].items() for name, f in backends.items()]  # fmt: skip
     return "\n\n".join([
         f"## Store: `kloset bench store --points {figures['points']}`\n\n{stamp()}. Top-{figures['details']['top_k']}"
         f" by the visual vector, {figures['details']['queries_per_filter']} queries per filter; recall@10 against "
         "exact search on the same backend. Catalog: " + figures["details"]["catalog"] + ".",
         markdown_table(["points", "backend", "filter", "p50 ms", "p99 ms", "recall@10"], rows),
-        markdown_table(["points", "backend", "upserts/s", "optimize s (child process)"], build),
+        markdown_table(["points", "backend", "upserts/s", "optimize s (child process)", "peak memory MB (anonymous)"],
+                       build),
         "![store latency and recall](benchmarks/store.png)",
     ])  # fmt: skip
 
