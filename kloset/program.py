@@ -33,6 +33,7 @@ from kloset.core.models.loading import load_attribute_model, load_segmenter
 from kloset.core.models.runtime import configure_threads
 from kloset.core.telemetry import process_registry
 from kloset.services.attribute.client import RemoteAttributeClassifier
+from kloset.services.attribute.servicer import MODEL_METHODS as ATTRIBUTE_MODEL_METHODS
 from kloset.services.attribute.servicer import SERVICE_NAME as ATTRIBUTE_SERVICE
 from kloset.services.attribute.servicer import AttributeServicer
 from kloset.services.auth import ApiKeyInterceptor
@@ -41,6 +42,7 @@ from kloset.services.ingest.servicer import SERVICE_NAME as INGEST_SERVICE
 from kloset.services.ingest.servicer import IngestServicer
 from kloset.services.interceptors import AroundInterceptor, request_scope
 from kloset.services.metrics import MetricsServer, start_metrics_server
+from kloset.services.search.servicer import MODEL_METHODS as SEARCH_MODEL_METHODS
 from kloset.services.search.servicer import SERVICE_NAME as SEARCH_SERVICE
 from kloset.services.search.servicer import SearchServicer
 from kloset.services.server import RoleServer, start_server
@@ -171,6 +173,8 @@ class Program:
             max_concurrent_rpcs=s.max_concurrent_rpcs,
             interceptors=self._interceptors(),
             credentials=server_credentials(s),
+            dedicated_methods=(*SEARCH_MODEL_METHODS, *ATTRIBUTE_MODEL_METHODS),
+            dedicated_threads=s.model_call_threads,
         )
         self.servers.append(server)
 

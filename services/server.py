@@ -1,9 +1,9 @@
 """Building one gRPC server per role: explicit message limits, health checking, reflection, graceful stop."""
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -18,11 +18,42 @@ class RoleServer:
     server: grpc.Server
     health: health.HealthServicer
     port: int
+    pools: list[futures.ThreadPoolExecutor] = field(default_factory=list)
 
     def stop(self, grace_s: float) -> None:
         """Report NOT_SERVING first, so balancers drain us, then let in-flight calls finish."""
         self.health.enter_graceful_shutdown()
         self.server.stop(grace_s).wait()
+        for pool in self.pools:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+class DedicatedPool(grpc.ServerInterceptor):
+    """Runs the named methods on a thread pool of their own, so they never hold the server's threads.
+
+    Calls that run a model (a photo search: seconds under load) would otherwise take every server thread, and a
+    search by item (milliseconds) would wait behind them for one: measured with 8 photo and 8 item clients on
+    2 cores, SearchByItem p99 1.26 s against 7.6 ms alone. Calls beyond the pool's threads wait in its queue,
+    holding no server thread. grpc takes a behaviour's `experimental_thread_pool` for this (grpc/_server.py).
+    It must be the outermost interceptor: grpc reads the attribute from the handler it is finally given.
+    """
+
+    def __init__(self, methods: Collection[str], pool: futures.ThreadPoolExecutor) -> None:
+        self._methods = frozenset(methods)
+        self.pool = pool
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None or handler_call_details.method not in self._methods:
+            return handler
+        kind = next(k for k in ("unary_unary", "unary_stream", "stream_unary", "stream_stream") if getattr(handler, k))
+        behaviour = getattr(handler, kind)
+
+        def on_pool(request, context):
+            return behaviour(request, context)  # a streaming answer is drained on the same pool thread
+
+        on_pool.experimental_thread_pool = self.pool
+        return handler._replace(**{kind: on_pool})
 
 
 def start_server(
@@ -37,11 +68,19 @@ def start_server(
     max_concurrent_rpcs: int | None = None,
     interceptors: Sequence[grpc.ServerInterceptor] = (),
     credentials: grpc.ServerCredentials | None = None,
+    dedicated_methods: Collection[str] = (),
+    dedicated_threads: int = 1,
 ) -> RoleServer:
     """Start a server with the role's servicers plus grpc.health.v1 and reflection; port 0 picks a free one.
 
     interceptors run outermost first, on every method (health and reflection too: each decides what to skip);
-    credentials: listen with TLS, else plaintext."""
+    credentials: listen with TLS, else plaintext; dedicated_methods (full names) run on a pool of
+    dedicated_threads of their own (DedicatedPool)."""
+    pools = []
+    if dedicated_methods:
+        pool = futures.ThreadPoolExecutor(max_workers=dedicated_threads, thread_name_prefix=f"grpc-{name}-model")
+        interceptors = [DedicatedPool(dedicated_methods, pool), *interceptors]
+        pools.append(pool)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"grpc-{name}"),
         options=[
@@ -66,7 +105,9 @@ def start_server(
     except RuntimeError:  # newer grpcio raises instead of returning 0
         bound = 0
     if bound == 0:
+        for pool in pools:
+            pool.shutdown(wait=False)
         raise OSError(f"cannot listen on {host}:{port} for the {name} role (port in use?)")
     server.start()
     log.info("%s role listening on %s:%d%s", name, host, bound, " (TLS)" if credentials else "")
-    return RoleServer(name=name, server=server, health=health_servicer, port=bound)
+    return RoleServer(name=name, server=server, health=health_servicer, port=bound, pools=pools)

@@ -9,6 +9,8 @@ from kloset.core.limits import InputLimits
 from kloset.v1 import attribute_pb2, attribute_pb2_grpc
 
 SERVICE_NAME = attribute_pb2.DESCRIPTOR.services_by_name["AttributeService"].full_name
+# Calls that run the models: their own server threads (services/server.DedicatedPool)
+MODEL_METHODS = (f"/{SERVICE_NAME}/Classify",)
 
 
 class AttributeServicer(attribute_pb2_grpc.AttributeServiceServicer):

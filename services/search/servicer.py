@@ -22,6 +22,8 @@ from kloset.core.limits import InputLimits
 from kloset.v1 import search_pb2, search_pb2_grpc
 
 SERVICE_NAME = search_pb2.DESCRIPTOR.services_by_name["SearchService"].full_name
+# Calls that run the models (a photo to classify): their own server threads (services/server.DedicatedPool)
+MODEL_METHODS = (f"/{SERVICE_NAME}/SearchByImage", f"/{SERVICE_NAME}/CompleteLook")
 
 
 class SearchServicer(search_pb2_grpc.SearchServiceServicer):
