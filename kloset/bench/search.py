@@ -5,8 +5,10 @@ plus synthetic garments up to --catalog: each a real garment's vectors with nois
 and neighbourhoods look like a grown catalog's. It is written into the stack's Qdrant Edge folder and optimized
 before `kloset serve` starts. Then 1, 4 and 16 concurrent clients search by item (no inference) and by whole
 street photo (segmenter, classifier, one search per garment; the server's trailing metadata splits its time into
-inference and vector search). The original project's method (HSV histograms of every crop file in the query's
-category/color folder, read at query time) is timed at the catalog sizes it can reach: the real garments.
+inference and vector search). Last, a mixed load: 8 clients by photo and 8 by item at once for --mixed-seconds,
+each kind's latency reported apart (a cheap call must not wait behind inference). The original project's
+method (HSV histograms of every crop file in the query's category/color folder, read at query time) is timed at
+the catalog sizes it can reach: the real garments.
 """
 
 import tempfile
@@ -28,6 +30,7 @@ from kloset.core.index.stores import open_store
 from kloset.v1 import search_pb2, search_pb2_grpc
 
 CLIENTS = (1, 4, 16)
+MIXED_CLIENTS = {"by_photo": 8, "by_item": 8}
 _UPSERT_BATCH = 1000
 
 
@@ -38,6 +41,7 @@ class SearchBench:
     limit: int | None = None  # photos of data
     item_requests: int = 400  # by item, per concurrency level
     photo_requests: int = 32  # by photo, per concurrency level
+    mixed_seconds: float = 60.0  # the mixed load's length; 0 leaves it out
     seed: int = 0
 
 
@@ -146,6 +150,43 @@ def _load(addr: str, clients: int, total: int, call: Callable[[search_pb2_grpc.S
     return figures
 
 
+def _mixed(addr: str, seconds: float, calls: dict[str, Callable]) -> dict:
+    """MIXED_CLIENTS of each kind calling in a loop at once until the time is up; latencies per kind."""
+    latencies: dict[str, list[float]] = {kind: [] for kind in calls}
+    errors: dict[str, list[str]] = {kind: [] for kind in calls}
+    start = threading.Barrier(sum(MIXED_CLIENTS.values()) + 1)
+    deadline = [0.0]
+
+    def client(kind: str, n: int) -> None:
+        with grpc.insecure_channel(addr) as channel:
+            stub = search_pb2_grpc.SearchServiceStub(channel)
+            calls[kind](stub, n)
+            start.wait()
+            i = 0
+            while time.perf_counter() < deadline[0]:
+                began = time.perf_counter()
+                try:
+                    calls[kind](stub, n * 1000 + i)
+                    latencies[kind].append((time.perf_counter() - began) * 1000)  # list.append: atomic
+                except grpc.RpcError as exc:
+                    errors[kind].append(exc.code().name)
+                i += 1
+
+    threads = [threading.Thread(target=client, args=(kind, n)) for kind, count in MIXED_CLIENTS.items()
+               for n in range(count)]  # fmt: skip
+    for t in threads:
+        t.start()
+    deadline[0] = time.perf_counter() + seconds
+    start.wait()
+    for t in threads:
+        t.join()
+    return {
+        kind: {**_percentiles(latencies[kind]), "clients": MIXED_CLIENTS[kind], "requests": len(latencies[kind]),
+               "throughput_rps": round(len(latencies[kind]) / seconds, 2), "errors": len(errors[kind])}
+        for kind in calls
+    } | {"seconds": seconds}  # fmt: skip
+
+
 def _by_item(item_ids: list[str]):
     def call(stub, n: int) -> dict:
         stub.SearchByItem(search_pb2.SearchByItemRequest(item_id=item_ids[n % len(item_ids)], top_k=10), timeout=60)
@@ -212,6 +253,10 @@ def run_search_benchmark(bench: SearchBench, settings: Settings, log: Callable[[
             for clients in CLIENTS:
                 figures["by_photo"][str(clients)] = _load(addr, clients, bench.photo_requests, _by_photo(photos))
                 log(f"by photo, {clients} clients: {figures['by_photo'][str(clients)]}")
+            if bench.mixed_seconds > 0:
+                calls = {"by_photo": _by_photo(photos), "by_item": _by_item(item_ids)}
+                figures["mixed"] = _mixed(addr, bench.mixed_seconds, calls)
+                log(f"mixed load: {figures['mixed']}")
             figures["serve_rss_mb"] = round(stack.rss_mb())
         if catalog is not None:
             log("timing the original's histogram scan")
@@ -241,6 +286,13 @@ def search_table(figures: dict) -> str:
             ["query", "clients", "p50 ms", "p99 ms", "requests/s", "inference p50 ms", "search p50 ms"], rows
         ),
     ]
+    if "mixed" in figures:
+        mixed = figures["mixed"]
+        rows = [[kind.replace("_", " "), f["clients"], f["p50_ms"], f["p99_ms"], f["throughput_rps"], f["errors"]]
+                for kind, f in mixed.items() if kind != "seconds"]  # fmt: skip
+        header = ["query", "clients", "p50 ms", "p99 ms", "requests/s", "errors"]
+        parts.append(f"Mixed load: both kinds at once for {mixed['seconds']:g} s (calls that run the models have "
+                     "their own server threads, KLOSET_MODEL_CALL_THREADS):\n\n" + markdown_table(header, rows))
     if "original_hsv" in figures:
         hsv = [[int(n), f["p50_ms"], f["p99_ms"]] for n, f in figures["original_hsv"].items()]
         parts.append("The original's method (HSV histograms of every crop in the query's category/color folder, "

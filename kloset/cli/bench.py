@@ -67,12 +67,13 @@ def _search(args, settings: Settings) -> int:
     from kloset.bench.document import update_section
     from kloset.bench.search import SearchBench, run_search_benchmark, save_search_plot, search_table
 
-    if args.catalog < 1 or args.item_requests < 16 or args.photo_requests < 16:
-        raise CommandError("--catalog must be positive, --item-requests and --photo-requests at least 16")
+    if args.catalog < 1 or args.item_requests < 16 or args.photo_requests < 16 or args.mixed_seconds < 0:
+        raise CommandError("--catalog must be positive, --item-requests and --photo-requests at least 16, "
+                           "--mixed-seconds not negative")  # fmt: skip
     if args.data is not None and not (args.data / "labels").is_dir():
         raise CommandError(f"{args.data} is not a K-Fashion folder (no labels/)")
     bench = SearchBench(catalog=args.catalog, data=args.data, limit=args.limit, item_requests=args.item_requests,
-                        photo_requests=args.photo_requests)  # fmt: skip
+                        photo_requests=args.photo_requests, mixed_seconds=args.mixed_seconds)  # fmt: skip
     figures = run_search_benchmark(bench, settings, _log(args))
     save_search_plot(figures, args.docs / "benchmarks" / "search.png")
     update_section("search", search_table(figures), args.docs / "benchmarks.md")

@@ -148,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     search_bench.add_argument("--limit", type=int, help="only the first N photos of --data")
     search_bench.add_argument("--item-requests", type=int, default=400, help="by item, per concurrency level")
     search_bench.add_argument("--photo-requests", type=int, default=32, help="by photo, per concurrency level")
+    search_bench.add_argument("--mixed-seconds", type=float, default=60.0,
+                              help="8 photo and 8 item clients at once for this long (0: skip)")  # fmt: skip
     model_bench = benches.add_parser("model", help="the backbone's images/s at batch 1/8/32: the ingest ceiling")
     model_bench.add_argument("--batches", default="1,8,32", help="batch sizes, comma-separated (default 1,8,32)")
     model_bench.add_argument("--seconds", type=float, default=5.0, help="seconds of passes per batch size")

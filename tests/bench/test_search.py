@@ -14,7 +14,7 @@ def test_bench_search_measures_each_concurrency_by_item_and_by_photo(tmp_path, s
            "KLOSET_SEGMENTER_DIR": str(tiny_segmenter_dir)}  # fmt: skip
     result = subprocess.run(
         [KLOSET, "bench", "search", "--catalog", "600", "--data", str(sample_catalog), "--item-requests", "16",
-         "--photo-requests", "16", "--quiet", "--json", "--docs", str(tmp_path)],
+         "--photo-requests", "16", "--mixed-seconds", "3", "--quiet", "--json", "--docs", str(tmp_path)],
         env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -26,6 +26,9 @@ def test_bench_search_measures_each_concurrency_by_item_and_by_photo(tmp_path, s
             assert f["errors"] == 0 and f["requests"] >= 15 and f["p50_ms"] <= f["p99_ms"]
     assert all("inference_ms_p50" in f and "search_ms_p50" in f for f in figures["by_photo"].values())
     assert figures["serve_rss_mb"] > 0
+    mixed = figures["mixed"]
+    assert mixed["seconds"] == 3 and mixed["by_photo"]["clients"] == 8 and mixed["by_item"]["clients"] == 8
+    assert all(mixed[k]["requests"] > 0 and mixed[k]["errors"] == 0 for k in ("by_photo", "by_item"))
     # the original reaches only as far as the real garments go
     assert list(figures["original_hsv"]) == [str(figures["real_garments"])]
     assert "<!-- bench:search -->" in (tmp_path / "benchmarks.md").read_text()
