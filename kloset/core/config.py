@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from kloset.core.index.edge_tuning import EdgeTuning
+from kloset.core.index.edge_tuning import EdgeTuning, Quantization
 from kloset.core.index.ranking import FilterPolicy, RankingWeights
 from kloset.core.index.store import StoreBackend
 from kloset.core.limits import InputLimits
@@ -99,6 +99,13 @@ class Settings(BaseSettings):
     edge_full_scan_points: int = Field(default=EdgeTuning.full_scan_points, ge=0)
     edge_search_threads: int = Field(default=EdgeTuning.search_threads, ge=0, le=256)
     edge_flush_writes: bool = EdgeTuning.flush_writes  # flush each live write before it is acknowledged
+    # The visual vector's compressed copy that search walks (Edge, and a new server collection), rescored from the
+    # float32 originals (oversampling x the candidates asked for); Edge keeps those originals on disk
+    quantization: Quantization = EdgeTuning.quantization
+    quantization_oversampling: float = Field(default=EdgeTuning.oversampling, ge=1.0, le=16.0)
+    edge_vectors_on_disk: bool = EdgeTuning.vectors_on_disk
+    edge_payload_on_disk: bool = EdgeTuning.payload_on_disk
+    edge_indexing_threads: int = Field(default=EdgeTuning.indexing_threads, ge=0, le=256)
     # The HNSW index is built in the background once writes have been quiet this long (the queue drained)
     optimize_idle_s: float = Field(default=30.0, gt=0)
     optimize_min_points: int = Field(default=2_000, ge=1)  # unindexed garments worth an optimize
@@ -263,6 +270,11 @@ class Settings(BaseSettings):
             full_scan_points=self.edge_full_scan_points,
             search_threads=self.edge_search_threads,
             flush_writes=self.edge_flush_writes,
+            quantization=self.quantization,
+            oversampling=self.quantization_oversampling,
+            vectors_on_disk=self.edge_vectors_on_disk,
+            payload_on_disk=self.edge_payload_on_disk,
+            indexing_threads=self.edge_indexing_threads,
         )
 
     @property

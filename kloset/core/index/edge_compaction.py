@@ -23,6 +23,7 @@ from kloset.core.errors import Unavailable
 log = logging.getLogger(__name__)
 
 _CURRENT = "CURRENT"
+_LAYOUT = "LAYOUT"  # how the live generation's vectors are stored, once an optimize has built them so
 _LOCK = ".lock"
 _PREFIX = "shard-"
 _POLL_S = 0.2
@@ -111,6 +112,22 @@ class ShardFolder:
         for path in self.generations():
             if path not in (live, keep):
                 shutil.rmtree(path, ignore_errors=True)
+
+    def layout(self) -> dict | None:
+        """The vector layout (quantization, on disk) the live generation was last optimized into; None for a store
+        made before kloset wrote it (unquantized float32 in RAM) or one whose first optimize has not finished."""
+        try:
+            found = json.loads((self.root / _LAYOUT).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return found if isinstance(found, dict) else None
+
+    def write_layout(self, layout: dict) -> None:
+        """Record the layout once a generation built with it is live (atomically: a crash leaves the old one, and
+        the store only optimizes once more)."""
+        tmp = self.root / f"{_LAYOUT}.tmp"
+        tmp.write_text(json.dumps(layout, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, self.root / _LAYOUT)
 
     def vector_sizes(self, shard: Path) -> dict[str, int]:
         """The named vectors a shard was created with, from its edge_config.json ({} when unreadable)."""

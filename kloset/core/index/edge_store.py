@@ -23,7 +23,7 @@ import qdrant_edge as qe
 
 from kloset.core.errors import ModelError, Unavailable
 from kloset.core.index.edge_compaction import Compaction, ShardFolder
-from kloset.core.index.edge_tuning import EdgeTuning
+from kloset.core.index.edge_tuning import EdgeTuning, Quantization
 from kloset.core.index.store import (
     COLOR,
     MAX_MODEL_VERSIONS,
@@ -39,9 +39,15 @@ from kloset.core.telemetry import STORE_SEARCH, STORE_UPSERT
 
 log = logging.getLogger(__name__)
 
-# Payload fields search filters on; keyword indexes let the planner estimate a filter's size, and let HNSW build
-# links inside each value (payload_m) so filtered graph search stays accurate.
+# Payload fields search filters on; keyword indexes let the planner estimate a filter's size.
 KEYWORD_FIELDS = ("item_id", "photo_id", "group", "category", "color", "model_version")
+# The fields whose values get HNSW links of their own (payload_m), so a search filtered by them walks a graph
+# that stays connected inside the filter. Each such field costs about one more graph build in the optimize (its
+# values partition the catalog), so only category: a category can be a few percent of the catalog, where the
+# main graph alone loses its way. A group is a third of it or more (the main graph finds it), a color is filtered
+# only with a category (an intersection that small is scanned exactly), a model version is the whole catalog
+# again and a photo a few garments.
+HNSW_FIELDS = ("category",)
 _FLOAT32_KB = 4 / 1024
 
 
@@ -57,6 +63,9 @@ class EdgeGarmentStore:
         self._readers = threading.Condition()
         self._reading: dict[int, int] = {}  # id(shard) -> calls in flight, so a swapped-out shard closes idle
         self._shard = self._open_live()
+        # A store made before quantization (or with other KLOSET_EDGE_* layout settings) opens as it is, every
+        # garment searchable; its segments take the new layout at the next optimize, which unindexed() asks for.
+        self._relayout = self._folder.layout() != self._layout()
         self._compaction: Compaction | None = None
         self._rebuild: EdgeRebuild | None = None
         self._rebuild_wanted = False  # a rebuild waits for the compaction in progress to stop
@@ -77,6 +86,7 @@ class EdgeGarmentStore:
                 path = self._folder.new_generation()
                 shard = self._create_shard(path)
                 self._folder.make_live(path)
+                self._folder.write_layout(self._layout())  # empty: every point it takes is stored this way
                 log.info("created Qdrant Edge shard %s", path)
             else:
                 self._check_vectors(live)
@@ -93,9 +103,21 @@ class EdgeGarmentStore:
     def _create_shard(self, path: Path) -> qe.EdgeShard:
         shard = qe.EdgeShard.create(str(path), self._config)
         for name in KEYWORD_FIELDS:
-            shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
+            params = qe.KeywordIndexParams(enable_hnsw=name in HNSW_FIELDS)
+            shard.update(qe.UpdateOperation.create_field_index(name, params))
         shard.flush()
         return shard
+
+    def _layout(self) -> dict:
+        """What the visual vectors' storage is configured as: a shard optimized otherwise is re-laid out."""
+        return {"quantization": str(self._tuning.quantization), "vectors_on_disk": self._tuning.vectors_on_disk}
+
+    def _laid_out(self) -> None:
+        """A generation optimized with this configuration went live: record it (the caller holds the write lock)."""
+        if self._relayout:
+            self._folder.write_layout(self._layout())
+            self._relayout = False
+            log.info("Qdrant Edge store in %s now holds its vectors as %s", self._folder.root, self._layout())
 
     def _check_vectors(self, live: Path) -> None:
         """A shard built for other vectors cannot be searched with these: say so at start, touch nothing."""
@@ -149,7 +171,7 @@ class EdgeGarmentStore:
             filter=_filter(where),
             with_payload=True,
             with_vector=[other],
-            params=qe.SearchParams(hnsw_ef=max(self._tuning.hnsw_ef, limit), exact=exact),
+            params=_search_params(self._tuning, limit, exact),
         )
         with self._read() as shard:
             points = shard.query(request)
@@ -190,9 +212,12 @@ class EdgeGarmentStore:
         return {str(hit.value): int(hit.count) for hit in hits}
 
     def unindexed(self) -> int:
-        """Points not yet in an HNSW graph (searched exactly until the next optimize)."""
+        """Points not yet in an HNSW graph (searched exactly until the next optimize); every point while the shard
+        still holds a layout from before (so the background optimizer re-lays it out once)."""
         with self._read() as shard:
             info = shard.info()
+        if self._relayout:
+            return info.points_count
         # indexed_vectors_count counts each named vector of a point (the graph-less color one too)
         return max(0, info.points_count - info.indexed_vectors_count // len(self._sizes))
 
@@ -247,6 +272,7 @@ class EdgeGarmentStore:
                     optimized.flush()
                     old = self._make_live(optimized, compaction.target)
                     self._compaction = None
+                    self._laid_out()
             except BaseException:
                 optimized.close()  # it never went live: close it before its folder is removed
                 raise
@@ -363,6 +389,7 @@ class EdgeRebuild:
                 self._compaction.replay(shard)
                 shard.flush()
                 old = store._make_live(shard, self.path)
+                store._laid_out()
                 self._ended = True
                 store._end_rebuild(self)
         except BaseException:
@@ -408,9 +435,14 @@ def _config(dim: int, color_dim: int, tuning: EdgeTuning) -> qe.EdgeConfig:
     full_scan_kb = max(1, int(tuning.full_scan_points * dim * _FLOAT32_KB))
     return qe.EdgeConfig(
         vectors={
-            VISUAL: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
+            VISUAL: qe.EdgeVectorParams(
+                size=dim,
+                distance=qe.Distance.Cosine,
+                memory=_memory(tuning.vectors_on_disk),
+                quantization_config=_quantization(tuning.quantization),
+            ),
             # The color vector rescores candidates and is searched only in rare configurations: no graph for it
-            # (m=0) halves the optimize time; a search by it is exact.
+            # (m=0) halves the optimize time; a search by it is exact. It is small (a few floats): kept in RAM.
             COLOR: qe.EdgeVectorParams(
                 size=color_dim,
                 distance=qe.Distance.Cosine,
@@ -422,9 +454,35 @@ def _config(dim: int, color_dim: int, tuning: EdgeTuning) -> qe.EdgeConfig:
             ef_construct=tuning.hnsw_ef_construct,
             full_scan_threshold=full_scan_kb,
             payload_m=tuning.hnsw_m,
+            max_indexing_threads=tuning.indexing_threads,
         ),
+        payload_memory=_memory(tuning.payload_on_disk),
         max_search_threads=tuning.search_threads or None,
     )
+
+
+def _memory(on_disk: bool) -> qe.Memory | None:
+    """Cold: on disk, mmapped, paged in on use (the kernel may drop it again); None: Qdrant's default, in RAM."""
+    return qe.Memory.Cold if on_disk else None
+
+
+def _quantization(kind: Quantization) -> qe.ScalarQuantizationConfig | qe.BinaryQuantizationConfig | None:
+    """The compressed copy of the visual vector that search walks, pinned in RAM (it is what every hop reads)."""
+    if kind == Quantization.INT8:
+        # quantile 0.99: the int8 range covers all but the extreme 1% of values (pooled ReLU features are skewed)
+        return qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=0.99, memory=qe.Memory.Pinned)
+    if kind == Quantization.BINARY:
+        return qe.BinaryQuantizationConfig(memory=qe.Memory.Pinned)
+    return None
+
+
+def _search_params(tuning: EdgeTuning, limit: int, exact: bool) -> qe.SearchParams:
+    """The graph beam, and rescoring of the quantized candidates from the float32 originals: an exact search
+    compares the originals themselves (ignore), so it stays the truth recall is measured against."""
+    quantization = None
+    if tuning.quantization != Quantization.NONE:
+        quantization = qe.QuantizationSearchParams(ignore=exact, rescore=True, oversampling=tuning.oversampling)
+    return qe.SearchParams(hnsw_ef=max(tuning.hnsw_ef, limit), exact=exact, quantization=quantization)
 
 
 def _filter(where: StoreFilter) -> qe.Filter | None:

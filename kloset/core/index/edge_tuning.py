@@ -1,11 +1,20 @@
 """How a Qdrant Edge shard indexes and searches: plain values, so configuration can name them without the engine."""
 
 from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Quantization(StrEnum):
+    """How the visual vector is compressed for search (on Edge and on a server collection alike)."""
+
+    INT8 = "int8"  # scalar: a byte a dimension, 4x smaller than float32
+    BINARY = "binary"  # a bit a dimension, 32x smaller; coarse for 1,280-d pooled features
+    NONE = "none"  # float32 only: the layout of stores made before quantization
 
 
 @dataclass(frozen=True)
 class EdgeTuning:
-    """Each default chosen by `kloset bench store` on 100k garments (docs/benchmarks.md)."""
+    """Each default chosen by `kloset bench store` on 100k and 1M garments (docs/benchmarks.md)."""
 
     hnsw_m: int = 16
     hnsw_ef_construct: int = 100
@@ -16,3 +25,10 @@ class EdgeTuning:
     # about 15 ms a batch of 16 garments here. Without it a write reaches disk at the next flush (an optimize,
     # a stop), and a power loss before then loses garments whose jobs were acknowledged.
     flush_writes: bool = True
+    # Search walks the graph on the quantized vectors (kept in RAM) and rescores oversampling x limit candidates
+    # from the float32 originals, which stay on disk (mmapped: the kernel pages in what rescoring reads).
+    quantization: Quantization = Quantization.INT8
+    oversampling: float = 2.0
+    vectors_on_disk: bool = True
+    payload_on_disk: bool = True  # payload read only for the returned top-k; its keyword indexes stay in RAM
+    indexing_threads: int = 0  # threads building the HNSW in the optimize's child process (0: one a core)
