@@ -16,6 +16,7 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from kloset.core.errors import ModelError, Unavailable
+from kloset.core.index.edge_tuning import Quantization
 from kloset.core.index.store import (
     COLOR,
     MAX_MODEL_VERSIONS,
@@ -41,6 +42,9 @@ class CollectionLayout:
     shards: int = 1
     replication: int = 1
     write_consistency: int = 1  # replicas of a shard that must apply a write before it is acknowledged
+    # The visual vector's compressed copy held in RAM (the originals on disk, read to rescore), as on Edge
+    quantization: Quantization = Quantization.INT8
+    oversampling: float = 2.0
 
 
 class QdrantGarmentStore:
@@ -157,7 +161,8 @@ class QdrantGarmentStore:
             vectors_config={
                 vector: models.VectorParams(size=size, distance=models.Distance.COSINE)
                 for vector, size in self._sizes.items()
-            },
+            }
+            | {VISUAL: _visual_params(self._sizes[VISUAL], self._layout.quantization)},
             shard_number=self._layout.shards,
             replication_factor=self._layout.replication,
             write_consistency_factor=self._layout.write_consistency,
@@ -201,9 +206,21 @@ class QdrantGarmentStore:
             limit=limit,
             with_payload=True,
             with_vectors=[other],
-            search_params=models.SearchParams(exact=True) if exact and self._lock is None else None,  # local: exact
+            search_params=self._search_params(exact),
         )
         return [Candidate(garment_from_point(p), float(p.score)) for p in response.points]
+
+    def _search_params(self, exact: bool) -> models.SearchParams | None:
+        """Local mode always searches exactly; a server walks the quantized vectors and rescores the candidates
+        from the originals (an exact search compares the originals alone: the truth recall is measured against)."""
+        if self._lock is not None:
+            return None
+        quantization = None
+        if self._layout.quantization != Quantization.NONE:
+            quantization = models.QuantizationSearchParams(
+                ignore=exact, rescore=True, oversampling=self._layout.oversampling
+            )
+        return models.SearchParams(exact=exact, quantization=quantization)
 
     def garments(self, where: StoreFilter, limit: int) -> list[CatalogGarment]:
         points, _ = self._call(
@@ -263,6 +280,20 @@ class QdrantGarmentStore:
             self._call(
                 self._client.delete, self._collection, points_selector=models.PointIdsList(points=ids), wait=True
             )
+
+
+def _visual_params(size: int, quantization: Quantization) -> models.VectorParams:
+    """The visual vector of a new collection: float32 originals on disk, their quantized copy always in RAM (the
+    layout Edge uses; a collection made before keeps its own until reindexed into a new one)."""
+    config: models.QuantizationConfig | None = None
+    if quantization == Quantization.INT8:
+        config = models.ScalarQuantization(
+            scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8, quantile=0.99, always_ram=True)
+        )
+    elif quantization == Quantization.BINARY:
+        config = models.BinaryQuantization(binary=models.BinaryQuantizationConfig(always_ram=True))
+    on_disk = quantization != Quantization.NONE
+    return models.VectorParams(size=size, distance=models.Distance.COSINE, on_disk=on_disk, quantization_config=config)
 
 
 class QdrantRebuild:

@@ -47,4 +47,7 @@ def collection_layout(settings: Settings) -> "CollectionLayout":
         WriteConsistency.MAJORITY: replicas // 2 + 1,
         WriteConsistency.ALL: replicas,
     }[settings.qdrant_write_consistency]
-    return CollectionLayout(shards=settings.qdrant_shards, replication=replicas, write_consistency=consistency)
+    return CollectionLayout(
+        shards=settings.qdrant_shards, replication=replicas, write_consistency=consistency,
+        quantization=settings.quantization, oversampling=settings.quantization_oversampling,
+    )  # fmt: skip
