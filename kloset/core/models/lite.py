@@ -76,6 +76,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=".part", delete=False) as f:
             f.write(data)
+        os.chmod(f.name, 0o644)  # readable by other users, as a plainly written file is (the image's cache)
         os.replace(f.name, path)
     except OSError as exc:
         log.warning("could not keep the converted model in %s: %s", path.parent, exc)

@@ -50,6 +50,7 @@ def test_a_conversion_is_kept_by_content_and_read_back(tiny_model_dir, tmp_path,
     AttributeModel.load(tiny_model_dir, runtime=options)
     [kept] = tmp_path.glob("*.tflite")
     assert kept.stat().st_size > 0 and not list(tmp_path.glob("*.part"))
+    assert kept.stat().st_mode & 0o044 == 0o044  # other users (the container's) can read it
 
     monkeypatch.setattr(lite, "_converted", {})  # a new process: only the folder remembers
     monkeypatch.setattr(lite, "convert", lambda network: pytest.fail("converted again instead of reading the cache"))
