@@ -173,7 +173,7 @@ class Program:
             max_concurrent_rpcs=s.max_concurrent_rpcs,
             interceptors=self._interceptors(),
             credentials=server_credentials(s),
-            dedicated_methods=(*SEARCH_MODEL_METHODS, *ATTRIBUTE_MODEL_METHODS),
+            dedicated_methods=(*SEARCH_MODEL_METHODS, *ATTRIBUTE_MODEL_METHODS) if s.model_call_threads else (),
             dedicated_threads=s.model_call_threads,
         )
         self.servers.append(server)

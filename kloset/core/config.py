@@ -61,8 +61,8 @@ class Settings(BaseSettings):
     grpc_threads: int = Field(default=8, ge=1, le=1024)
     max_concurrent_rpcs: int = Field(default=64, ge=1)  # per server; more at once: RESOURCE_EXHAUSTED
     # Calls that run the models (SearchByImage, CompleteLook, Classify) run on threads of their own, so cheap calls
-    # never wait for a server thread behind them; more such calls at once wait in that pool's queue
-    model_call_threads: int = Field(default=4, ge=1, le=256)
+    # never wait for a server thread behind them; more such calls at once wait in that pool's queue; 0: no pool
+    model_call_threads: int = Field(default=4, ge=0, le=256)
     shutdown_grace_s: float = Field(default=5.0, ge=0)
     # How long a role waits for another when its caller set no deadline (a caller's deadline always wins)
     call_timeout_s: float = Field(default=60.0, gt=0)
