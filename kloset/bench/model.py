@@ -68,6 +68,35 @@ def measure_backbone(settings: Settings, batches: Sequence[int] = DEFAULT_BATCHE
     }
 
 
+def measure_segmenter(settings: Settings, seconds: float = 5.0) -> dict | None:
+    """ms per street photo (the photo and its mirror, one batch) of the segmenter network on each offered runtime,
+    at its configured input size; None when no segmenter is configured."""
+    from kloset.core.errors import ModelError
+    from kloset.core.models.backbone import preprocess
+    from kloset.core.models.lite import LiteForward, convert
+    from kloset.core.models.runtime import ModelRuntime, RunOptions, graph_forward, thread_counts
+    from kloset.core.models.segmenter import Segmenter, segmenter_network
+
+    try:
+        segmenter = Segmenter.load(settings.segmenter_dir, settings.backbone_weights, RunOptions(ModelRuntime.TF_GRAPH))
+    except ModelError:
+        return None
+    network = segmenter_network(segmenter._encoder, segmenter._decoder)
+    threads = thread_counts(settings.tf_intra_op_threads, settings.tf_inter_op_threads)[0]
+    forwards = {"tf_graph": graph_forward(network), "tflite": LiteForward(convert(network), threads)}
+    height, width = segmenter.info.height, segmenter.info.width
+    photo = preprocess(np.random.default_rng(0).integers(0, 256, (2, height, width, 3), dtype=np.uint8))
+    figures = {}
+    for name, forward in forwards.items():
+        forward(image=photo)
+        passes, start = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < seconds or passes < 2:
+            forward(image=photo)
+            passes += 1
+        figures[name] = {"ms_per_photo": round(elapsed / passes * 1000, 2), "passes": passes}
+    return {"input": f"{height}x{width}", "runtimes": figures}
+
+
 def _forwards(backbone, threads: int) -> dict[str, Callable]:
     """The backbone on each runtime, converted in this process (nothing read from a cache)."""
     from kloset.core.models.lite import LiteForward, convert
@@ -133,6 +162,11 @@ def model_markdown(figures: dict) -> str:
         "",
         "![backbone images/s by runtime and batch size](benchmarks/model.png)",
     ]
+    if figures.get("segmenter"):
+        seg = figures["segmenter"]
+        rows = [[name, f["ms_per_photo"], f["passes"]] for name, f in seg["runtimes"].items()]
+        lines += ["", f"The segmenter at {seg['input']} (a street photo and its mirror image in one batch):", "",
+                  markdown_table(["runtime", "ms per photo", "passes"], rows)]  # fmt: skip
     return "\n".join(lines)
 
 

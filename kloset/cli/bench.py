@@ -83,7 +83,7 @@ def _search(args, settings: Settings) -> int:
 
 def _model(args, settings: Settings) -> int:
     from kloset.bench.document import update_section
-    from kloset.bench.model import measure_backbone, model_markdown, save_model_plot
+    from kloset.bench.model import measure_backbone, measure_segmenter, model_markdown, save_model_plot
 
     try:
         batches = tuple(int(part) for part in args.batches.split(",") if part.strip())
@@ -92,6 +92,7 @@ def _model(args, settings: Settings) -> int:
     if not batches or min(batches) < 1 or args.seconds <= 0:
         raise CommandError("--batches must be positive numbers and --seconds positive")
     figures = measure_backbone(settings, batches, args.seconds)
+    figures["segmenter"] = measure_segmenter(settings, args.seconds)
     save_model_plot(figures, args.docs / "benchmarks" / "model.png")
     update_section("model", model_markdown(figures), args.docs / "benchmarks.md")
     print(json.dumps(figures) if args.json else model_markdown(figures))

@@ -18,8 +18,10 @@ def bench(args: list[str], tmp_path: Path, tiny_model_dir: Path, segmenter_dir: 
     return json.loads(result.stdout)
 
 
-def test_bench_model_measures_each_runtime_and_batch_size_at_the_configured_input_size(tmp_path, tiny_model_dir):
-    figures = bench(["model", "--batches", "1,4", "--seconds", "0.05"], tmp_path, tiny_model_dir)
+def test_bench_model_measures_each_runtime_and_batch_size_at_the_configured_input_size(
+    tmp_path, tiny_model_dir, tiny_segmenter_dir
+):
+    figures = bench(["model", "--batches", "1,4", "--seconds", "0.05"], tmp_path, tiny_model_dir, tiny_segmenter_dir)
     assert figures["image_size"] == 32 and set(figures["batches"]) == {"1", "4"}
     runtimes = figures["runtimes"]
     assert set(runtimes) == {"tf_graph", "tflite", "tflite_int8"}
@@ -32,6 +34,9 @@ def test_bench_model_measures_each_runtime_and_batch_size_at_the_configured_inpu
     assert figures["fastest_runtime"] == max(offered, key=offered.get) and figures["runtime"] == "tflite"
     assert figures["ceiling_images_per_s"] == offered[figures["fastest_runtime"]]
     assert figures["batches"] == runtimes[figures["fastest_runtime"]]["batches"]
+    segmenter = figures["segmenter"]
+    assert segmenter["input"] == "96x64" and set(segmenter["runtimes"]) == {"tf_graph", "tflite"}
+    assert all(f["ms_per_photo"] > 0 for f in segmenter["runtimes"].values())
     assert figures["views_per_garment"] == 2
     assert figures["ceiling_garments_per_s"] == round(figures["ceiling_images_per_s"] / 2, 2)
     assert "<!-- bench:model -->" in (tmp_path / "benchmarks.md").read_text()
