@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
 import grpc
 
@@ -32,6 +33,7 @@ from kloset.core.ingest.queue import IngestQueue, connect
 from kloset.core.models.loading import load_attribute_model, load_segmenter
 from kloset.core.models.runtime import configure_threads
 from kloset.core.telemetry import process_registry
+from kloset.services.access_log import AccessLogger
 from kloset.services.attribute.client import RemoteAttributeClassifier
 from kloset.services.attribute.servicer import MODEL_METHODS as ATTRIBUTE_MODEL_METHODS
 from kloset.services.attribute.servicer import SERVICE_NAME as ATTRIBUTE_SERVICE
@@ -92,7 +94,10 @@ class Program:
                 self._serve(Role.SEARCH, search.register, [SEARCH_SERVICE])
             if Role.INGEST in self.roles:
                 catalog = CatalogIngest(queue, blobs, s.input_limits, store)
-                ingest = IngestServicer(catalog, queue, max_batch_items=s.max_batch_items, max_watchers=s.max_watchers)
+                ingest = IngestServicer(
+                    catalog, queue, max_batch_items=s.max_batch_items, max_watchers=s.max_watchers,
+                    max_job_ids=s.max_job_ids,
+                )  # fmt: skip
                 self._serve(Role.INGEST, ingest.register, [INGEST_SERVICE])
             if Role.WORKER in self.roles:
                 indexer = GarmentIndexer(classifier, store, blobs, s.input_limits)
@@ -183,7 +188,8 @@ class Program:
         everything after, then the API key check."""
         keys = self.settings.scoped_api_keys
         metrics = [self.metrics.interceptor] if self.metrics else []
-        return [*metrics, AroundInterceptor(request_scope), *([ApiKeyInterceptor(keys)] if keys else [])]
+        scope = partial(request_scope, access_log=AccessLogger.from_settings(self.settings))
+        return [*metrics, AroundInterceptor(scope), *([ApiKeyInterceptor(keys)] if keys else [])]
 
     def _start_workers(self, queue: IngestQueue, indexer: GarmentIndexer) -> None:
         s = self.settings

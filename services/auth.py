@@ -33,6 +33,7 @@ METHOD_SCOPES = {
     "kloset.v1.IngestService/Submit": "write",
     "kloset.v1.IngestService/SubmitBatch": "write",
     "kloset.v1.IngestService/GetJob": "read",
+    "kloset.v1.IngestService/GetJobs": "read",
     "kloset.v1.IngestService/WatchJob": "read",
     "kloset.v1.IngestService/GetQueueStats": "read",
     "kloset.v1.IngestService/ListDeadLetters": "admin",

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 import grpc
+from kloset.services.access_log import AccessLogger
 
 from kloset.core import request_context
 
@@ -21,8 +22,8 @@ log = logging.getLogger(__name__)
 
 _KINDS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
 REQUEST_ID_HEADER = "x-request-id"
-_HEALTH_PREFIX = "/grpc.health.v1."
 _NO_DEADLINE_S = 1e9  # grpc reports a call without a deadline as ~292 years remaining
+_DEFAULT_ACCESS_LOG = AccessLogger()
 
 
 def _kind(handler: grpc.RpcMethodHandler) -> str:
@@ -76,9 +77,10 @@ class AroundInterceptor(grpc.ServerInterceptor):
 
 
 @contextmanager
-def request_scope(method: str, context: grpc.ServicerContext) -> Iterator[None]:
+def request_scope(method: str, context: grpc.ServicerContext, access_log: AccessLogger | None = None) -> Iterator[None]:
     """The call's x-request-id (made up when absent or unusable) and deadline, for the core and every log line;
-    the id goes back to the caller in the initial metadata, so a client can quote it."""
+    the id goes back to the caller in the initial metadata, so a client can quote it. access_log (default: the
+    default KLOSET_ACCESS_LOG) decides which finished calls get a line."""
     offered = next((v for k, v in context.invocation_metadata() if k == REQUEST_ID_HEADER), None)
     request = request_context.usable_request_id(offered if isinstance(offered, str) else None)
     context.send_initial_metadata(((REQUEST_ID_HEADER, request),))
@@ -89,13 +91,10 @@ def request_scope(method: str, context: grpc.ServicerContext) -> Iterator[None]:
             yield
             failed = False
         finally:
-            _log_call(method, status_of(context, failed), time.perf_counter() - started)
-
-
-def _log_call(method: str, code: grpc.StatusCode, seconds: float) -> None:
-    """One access line per call, with the request id; health probes (every few seconds) only at DEBUG."""
-    level = logging.DEBUG if method.startswith(_HEALTH_PREFIX) else logging.INFO
-    log.log(level, "%s %s %.1f ms", method, code.name, seconds * 1000)
+            # Inside the bound request context, so the line carries the call's request id.
+            (access_log or _DEFAULT_ACCESS_LOG).record(
+                method, status_of(context, failed), time.perf_counter() - started
+            )
 
 
 def status_of(context: grpc.ServicerContext, failed: bool) -> grpc.StatusCode:

@@ -25,6 +25,14 @@ class LogFormat(StrEnum):
     JSON = "json"  # one JSON object per line, with the request id
 
 
+class AccessLog(StrEnum):
+    """Which successful calls get an access log line; failures and slow calls always do (README: Operations)."""
+
+    ALL = "all"
+    SAMPLED = "sampled"  # 1 in KLOSET_ACCESS_LOG_SAMPLE per method, the first included
+    FAILURES = "failures"
+
+
 class WriteConsistency(StrEnum):
     """How many replicas of a shard must apply a write before Qdrant acknowledges it (README: Deployment)."""
 
@@ -80,6 +88,10 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(default=None, ge=0, le=65535)  # HTTP /metrics (Prometheus); unset: off
     log_format: LogFormat = LogFormat.TEXT
     log_level: str = "INFO"
+    # Access log lines: bulk loads make hundreds of calls a second, so successful ones are sampled by default
+    access_log: AccessLog = AccessLog.SAMPLED
+    access_log_sample: int = Field(default=100, ge=1, le=1_000_000)  # 1 successful call in N per method
+    access_log_slow_ms: float = Field(default=1000.0, ge=0)  # calls at least this slow are always logged
 
     # Vector store: a Qdrant server when qdrant_url is set, else Qdrant Edge in this process under data_dir/edge.
     store: StoreBackend = StoreBackend.AUTO
@@ -141,6 +153,7 @@ class Settings(BaseSettings):
     max_batch_items: int = Field(default=1000, ge=1, le=100_000)  # photos one SubmitBatch call may stream
     max_garment_images: int = Field(default=32, ge=1, le=1000)  # crops one GetGarmentImages call may ask for
     max_watchers: int = Field(default=4, ge=0, le=1000)  # WatchJob streams open at once per ingest server
+    max_job_ids: int = Field(default=1000, ge=1, le=100_000)  # job ids one GetJobs call may ask for
 
     # Search ranking (docs/search.md: each default chosen by cross-validation by photo on ../shared/data/ccp,
     # benchmarks/tune_ranking.py, and reported by `kloset bench relevance` on photos outside that choice)

@@ -53,6 +53,11 @@ class IngestServiceStub:
                 request_serializer=kloset_dot_v1_dot_ingest__pb2.GetJobRequest.SerializeToString,
                 response_deserializer=kloset_dot_v1_dot_ingest__pb2.GetJobResponse.FromString,
                 _registered_method=True)
+        self.GetJobs = channel.unary_unary(
+                '/kloset.v1.IngestService/GetJobs',
+                request_serializer=kloset_dot_v1_dot_ingest__pb2.GetJobsRequest.SerializeToString,
+                response_deserializer=kloset_dot_v1_dot_ingest__pb2.GetJobsResponse.FromString,
+                _registered_method=True)
         self.WatchJob = channel.unary_stream(
                 '/kloset.v1.IngestService/WatchJob',
                 request_serializer=kloset_dot_v1_dot_ingest__pb2.WatchJobRequest.SerializeToString,
@@ -106,6 +111,14 @@ class IngestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetJobs(self, request, context):
+        """Many jobs in one call (at most KLOSET_MAX_JOB_IDS ids; more is INVALID_ARGUMENT): each id asked for comes
+        back once, as a job or as not found, and nothing else. What `kloset ingest --wait` polls.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchJob(self, request, context):
         """The job's record each time it changes, until it is done or failed.
         """
@@ -155,6 +168,11 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     servicer.GetJob,
                     request_deserializer=kloset_dot_v1_dot_ingest__pb2.GetJobRequest.FromString,
                     response_serializer=kloset_dot_v1_dot_ingest__pb2.GetJobResponse.SerializeToString,
+            ),
+            'GetJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJobs,
+                    request_deserializer=kloset_dot_v1_dot_ingest__pb2.GetJobsRequest.FromString,
+                    response_serializer=kloset_dot_v1_dot_ingest__pb2.GetJobsResponse.SerializeToString,
             ),
             'WatchJob': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchJob,
@@ -267,6 +285,33 @@ class IngestService:
             '/kloset.v1.IngestService/GetJob',
             kloset_dot_v1_dot_ingest__pb2.GetJobRequest.SerializeToString,
             kloset_dot_v1_dot_ingest__pb2.GetJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kloset.v1.IngestService/GetJobs',
+            kloset_dot_v1_dot_ingest__pb2.GetJobsRequest.SerializeToString,
+            kloset_dot_v1_dot_ingest__pb2.GetJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -24,14 +24,28 @@ def _submission(request: ingest_pb2.SubmitRequest) -> Submission:
     )
 
 
+def _check_job_ids(job_ids, limit: int) -> None:
+    """A GetJobs request names 1 to `limit` ids, none of them empty."""
+    if not job_ids:
+        raise InvalidInput("GetJobs needs at least one job id")
+    if len(job_ids) > limit:
+        raise InvalidInput(f"a GetJobs call may ask for at most {limit} job ids (KLOSET_MAX_JOB_IDS); this one asks "
+                           f"for {len(job_ids)}: split them over several calls")  # fmt: skip
+    empty = next((i for i, job_id in enumerate(job_ids) if not job_id), None)
+    if empty is not None:
+        raise InvalidInput(f"job_ids[{empty}] is empty")
+
+
 class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     def __init__(self, catalog: CatalogIngest, queue: IngestQueue, *, max_batch_items: int = 1000,
-                 max_watchers: int = 4) -> None:  # fmt: skip
+                 max_watchers: int = 4, max_job_ids: int = 1000) -> None:  # fmt: skip
         """max_batch_items: photos one SubmitBatch may stream (KLOSET_MAX_BATCH_ITEMS); max_watchers: WatchJob
-        streams open at once (KLOSET_MAX_WATCHERS), so that watchers never take every server thread from Submit."""
+        streams open at once (KLOSET_MAX_WATCHERS), so that watchers never take every server thread from Submit;
+        max_job_ids: ids one GetJobs may ask for (KLOSET_MAX_JOB_IDS), so one answer stays a bounded message."""
         self._catalog = catalog
         self._queue = queue
         self._max_batch_items = max_batch_items
+        self._max_job_ids = max_job_ids
         self._max_watchers = max_watchers
         self._watchers = threading.BoundedSemaphore(max_watchers) if max_watchers else None
 
@@ -61,6 +75,12 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     @grpc_errors
     def GetJob(self, request: ingest_pb2.GetJobRequest, context: grpc.ServicerContext):
         return ingest_pb2.GetJobResponse(job=job_to_proto(self._queue.get_job(request.job_id)))
+
+    @grpc_errors
+    def GetJobs(self, request: ingest_pb2.GetJobsRequest, context: grpc.ServicerContext):
+        _check_job_ids(request.job_ids, self._max_job_ids)
+        jobs, missing = self._queue.get_jobs(list(request.job_ids))
+        return ingest_pb2.GetJobsResponse(jobs=[job_to_proto(job) for job in jobs], not_found=missing)
 
     @grpc_stream_errors
     def WatchJob(self, request: ingest_pb2.WatchJobRequest, context: grpc.ServicerContext):

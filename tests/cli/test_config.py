@@ -58,6 +58,10 @@ def test_config_table_marks_what_was_left_at_its_default():
         ({"KLOSET_CLAIM_IDLE_MS": "-5"}, "KLOSET_CLAIM_IDLE_MS='-5'"),
         ({"KLOSET_JOB_TTL_S": "0"}, "KLOSET_JOB_TTL_S='0'"),
         ({"KLOSET_RANK_NEIGHBOUR_NEAR": "0.5"}, "KLOSET_RANK_NEIGHBOUR_NEAR=0.5 is below KLOSET_RANK_NEIGHBOUR_FAR"),
+        # Issue 18: the access log's mode and sampling, the bulk status cap.
+        ({"KLOSET_ACCESS_LOG": "some"}, "KLOSET_ACCESS_LOG='some'"),
+        ({"KLOSET_ACCESS_LOG_SAMPLE": "0"}, "KLOSET_ACCESS_LOG_SAMPLE='0'"),
+        ({"KLOSET_MAX_JOB_IDS": "0"}, "KLOSET_MAX_JOB_IDS='0'"),
     ],
 )
 def test_a_bad_value_fails_at_start_naming_the_variable(env, named):

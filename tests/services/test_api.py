@@ -337,3 +337,26 @@ def test_a_submissions_request_id_follows_it_into_the_worker_job(stubs, sample_c
     assert done.state == ingest_pb2.JOB_STATE_DONE, done.error
     worker_lines = [r for r in caplog.records if job.job.job_id in r.getMessage()]
     assert worker_lines and all(r.request_id == "catalog-run-9" for r in worker_lines)
+
+
+def test_get_jobs_answers_many_jobs_in_one_call_and_never_more_than_asked(stubs, ingested):
+    ids = [job.job_id for job in ingested]
+    unknown = ["0" * 32, "f" * 32]
+    asked = [ids[5], unknown[0], *ids, ids[5], unknown[1]]  # a repeated id, unknown ones among them
+    answer = stubs["ingest"].GetJobs(ingest_pb2.GetJobsRequest(job_ids=asked), timeout=10)
+    assert [job.job_id for job in answer.jobs] == [ids[5], *(i for i in ids if i != ids[5])]
+    assert list(answer.not_found) == unknown  # per id, not a failed call
+    assert all(job.state == ingest_pb2.JOB_STATE_DONE and job.item_ids for job in answer.jobs)
+    [one] = stubs["ingest"].GetJobs(ingest_pb2.GetJobsRequest(job_ids=ids[:1]), timeout=10).jobs
+    assert one == stubs["ingest"].GetJob(ingest_pb2.GetJobRequest(job_id=ids[0]), timeout=10).job
+
+
+def test_get_jobs_refuses_more_ids_than_the_cap_and_empty_requests(stubs, kloset):
+    cap = kloset.settings.max_job_ids
+    too_many = ingest_pb2.GetJobsRequest(job_ids=[f"{i:032x}" for i in range(cap + 1)])
+    assert_invalid(lambda: stubs["ingest"].GetJobs(too_many, timeout=10), f"at most {cap} job ids (KLOSET_MAX_JOB_IDS)")
+    assert_invalid(lambda: stubs["ingest"].GetJobs(ingest_pb2.GetJobsRequest(), timeout=10), "at least one job id")
+    blank = ingest_pb2.GetJobsRequest(job_ids=["0" * 32, ""])
+    assert_invalid(lambda: stubs["ingest"].GetJobs(blank, timeout=10), "job_ids[1] is empty")
+    at_cap = ingest_pb2.GetJobsRequest(job_ids=[f"{i:032x}" for i in range(cap)])
+    assert len(stubs["ingest"].GetJobs(at_cap, timeout=10).not_found) == cap

@@ -87,6 +87,11 @@ class Delivery:
     spec: JobSpec
     deliveries: int = 1
 
+    @property
+    def queued_at(self) -> float:
+        """Unix seconds when the entry was XADDed, by the Redis server's clock (a stream id is its milliseconds)."""
+        return int(self.entry_id.split("-", 1)[0]) / 1000
+
 
 @dataclass(frozen=True)
 class DeadLetter:
@@ -234,15 +239,22 @@ class IngestQueue:
             raise Unavailable(f"Redis did not answer: {exc}") from None
         if not record:
             raise NotFound(f"no job {quoted(job_id)} (unknown, or expired after its retention time)")
-        return Job(
-            job_id=job_id,
-            state=JobState(record["state"]),
-            item_ids=tuple(json.loads(record.get("item_ids", "[]"))),
-            error=record.get("error", ""),
-            attempts=int(record.get("attempts", 0)),
-            created_at=float(record.get("created_at", 0)),
-            updated_at=float(record.get("updated_at", 0)),
-        )
+        return _job(job_id, record)
+
+    def get_jobs(self, job_ids: Sequence[str]) -> tuple[list[Job], list[str]]:
+        """Many jobs' records in one Redis round trip: (the jobs found, the ids not found), each in the order asked,
+        a repeated id answered once. The caller bounds how many ids one call reads (KLOSET_MAX_JOB_IDS)."""
+        wanted = [job_id for job_id in dict.fromkeys(job_ids) if job_id]
+        try:
+            with self._redis.pipeline(transaction=False) as p:
+                for job_id in wanted:
+                    p.hgetall(self._job_key(job_id))
+                records = p.execute() if wanted else []
+        except redis.RedisError as exc:
+            raise Unavailable(f"Redis did not answer: {exc}") from None
+        found = [_job(job_id, record) for job_id, record in zip(wanted, records, strict=True) if record]
+        missing = [job_id for job_id, record in zip(wanted, records, strict=True) if not record]
+        return found, missing
 
     def watch(self, job_id: str, active: Callable[[], bool], poll_s: float = 0.2) -> Iterator[Job]:
         """Yield the job's record whenever it changes, until it is finished or `active()` turns false."""
@@ -457,6 +469,19 @@ class IngestQueue:
         target = tx if tx is not None else self._redis
         target.hset(key, mapping=mapping)
         target.expire(key, self._job_ttl_s)
+
+
+def _job(job_id: str, record: dict[str, str]) -> Job:
+    """A job from its record's fields."""
+    return Job(
+        job_id=job_id,
+        state=JobState(record["state"]),
+        item_ids=tuple(json.loads(record.get("item_ids", "[]"))),
+        error=record.get("error", ""),
+        attempts=int(record.get("attempts", 0)),
+        created_at=float(record.get("created_at", 0)),
+        updated_at=float(record.get("updated_at", 0)),
+    )
 
 
 def _dead_letter(entry_id: str, fields: dict[str, str]) -> DeadLetter:

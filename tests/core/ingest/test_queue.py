@@ -148,3 +148,27 @@ def test_job_ids_a_caller_sent_are_quoted_only_in_part(queue):
     ) as info:
         queue.retry_dead_letters([f"{i:0{5000}d}" for i in range(1_000)])
     assert len(str(info.value)) < 600
+
+
+def test_get_jobs_answers_many_jobs_in_one_round_trip_and_each_id_once(redis_url, monkeypatch):
+    import uuid
+
+    from kloset.core.ingest.queue import IngestQueue, connect
+
+    client = connect(redis_url)
+    queue = IngestQueue(client, stream=f"test:{uuid.uuid4().hex[:8]}")
+    queue.ensure_group()
+    jobs = [queue.enqueue(SPEC, force=True)[0] for _ in range(25)]
+    [delivery] = queue.read("w1", count=1, block_ms=100)
+    queue.complete(delivery, ["0001/top"])
+    # Every command but a pipeline's goes through execute_command: none may be sent one by one.
+    single = []
+    monkeypatch.setattr(client, "execute_command", lambda *args, **kw: single.append(args))
+    asked = [jobs[3].job_id, "nope", jobs[0].job_id, jobs[3].job_id, *(j.job_id for j in jobs[5:])]
+    found, missing = queue.get_jobs(asked)
+    assert single == []
+    assert [j.job_id for j in found] == [jobs[3].job_id, jobs[0].job_id, *(j.job_id for j in jobs[5:])]
+    assert missing == ["nope"]
+    assert {j.job_id: j.state for j in found}[delivery.job_id] is JobState.DONE
+    assert all(j.state is JobState.QUEUED for j in found if j.job_id != delivery.job_id)
+    assert queue.get_jobs([]) == ([], [])
