@@ -281,7 +281,7 @@ def save_store_plot(figures: dict, path: Path) -> Path:
 
     plt = pyplot()
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    fig, (left, right, memory) = plt.subplots(1, 3, figsize=(18, 5))
     styles = {"edge": "-o", "local": "--s", "server": ":^"}  # local mode: squares, measured only while small
     colors = dict(zip(FILTERS, plt.get_cmap("tab10").colors, strict=False))
     for backend in ("edge", "local", "server"):
@@ -293,16 +293,26 @@ def save_store_plot(figures: dict, path: Path) -> Path:
             label = f"{backend}, {flt.replace('_', ' + ')}"
             left.plot(sizes, [x["p99_ms"] for x in series], styles[backend], color=colors[flt], label=label)
             right.plot(sizes, [x["recall_at_10"] for x in series], styles[backend], color=colors[flt], label=label)
-    left.axhline(15, color="gray", linewidth=1, linestyle=":")
-    left.annotate("target: filtered p99 ≤ 15 ms", (0.02, 15), xycoords=("axes fraction", "data"), fontsize=8,
-                  va="bottom", color="dimgray")  # fmt: skip
+        peaks = [figures["by_points"][str(s)][backend].get("peak_memory_mb") for s in sizes]
+        if all(peak is not None for peak in peaks):
+            memory.plot(sizes, peaks, styles[backend], color="black", label=backend)
+    _target(left, 20, "target: filtered p99 ≤ 20 ms")
     left.set(xscale="log", yscale="log", xlabel="catalog garments", ylabel="p99 ms, top-10",
              title="Query latency (p99)")  # fmt: skip
-    right.axhline(0.99, color="gray", linewidth=1, linestyle=":")
+    _target(right, 0.95, "target: recall@10 ≥ 0.95")
     right.set(xscale="log", xlabel="catalog garments", ylabel="recall@10 vs exact search", title="Recall@10",
               ylim=(min(0.9, right.get_ylim()[0]), 1.005))  # fmt: skip
-    for ax in (left, right):
+    _target(memory, 4096, "target at 1M: ≤ 4,096 MB")
+    memory.set(xscale="log", xlabel="catalog garments", ylabel="MB (anonymous, store + optimize child)",
+               title="Peak memory", ylim=(0, None))  # fmt: skip
+    for ax in (left, right, memory):
         ax.grid(alpha=0.3)
     left.legend(fontsize=7, ncol=2)
+    memory.legend(fontsize=7)
     fig.suptitle("kloset bench store: Qdrant Edge (solid, circles) vs qdrant-client local mode (dashed, squares)")
     return save_figure(fig, path)
+
+
+def _target(ax, value: float, label: str) -> None:
+    ax.axhline(value, color="gray", linewidth=1, linestyle=":")
+    ax.annotate(label, (0.02, value), xycoords=("axes fraction", "data"), fontsize=8, va="bottom", color="dimgray")
