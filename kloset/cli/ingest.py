@@ -19,11 +19,11 @@ import grpc
 
 from kloset.cli.client import Clients, CommandError, message_too_large, rpc_message
 from kloset.cli.progress import Progress
+from kloset.cli.waiting import JobWaiter
 from kloset.core.garments.folders import CatalogPhoto, scan_catalog
 from kloset.v1 import ingest_pb2
 
-_SUBMITTERS = 4
-_POLL_S = 0.5
+SUBMITTERS = 4
 _RETRYABLE = (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE)
 _ITEM_ERRORS = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND)
 
@@ -37,7 +37,10 @@ class IngestReport:
     duplicates: int = 0
     unmatched: list[str] = field(default_factory=list)
     failures: list[dict[str, str]] = field(default_factory=list)
+    garments: int = 0  # indexed by the jobs seen done
+    status_calls: int = 0  # GetJobs calls made while waiting
     jobs: dict[str, str] = field(default_factory=dict)  # job id -> file name, for jobs still running
+    finished: list[ingest_pb2.Job] = field(default_factory=list)  # as they were seen finished (bench ingest's timeline)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail(self, item: str, reason: str) -> None:
@@ -57,6 +60,8 @@ class IngestReport:
             "failed": self.failed,
             "skipped": self.skipped,
             "duplicates": self.duplicates,
+            "garments": self.garments,
+            "status_calls": self.status_calls,
             "unmatched": self.unmatched,
             "failures": self.failures,
             "failed_by_reason": self.failed_by_reason(),
@@ -73,9 +78,9 @@ def run_ingest(clients: Clients, args) -> int:
     stub = clients.ingest()
     deadline = time.monotonic() + args.timeout
     try:
-        _submit_all(stub, photos, report, deadline, args)
+        submit_all(stub, photos, report, deadline, item_id=args.item_id or "", force=args.force, show=not args.quiet)
         if args.wait:
-            _wait(stub, report, deadline, not args.quiet)
+            wait_all(stub, report, deadline, show=not args.quiet)
     except KeyboardInterrupt:
         print("\ninterrupted: what was submitted stays queued; run the same command again to continue",
               file=sys.stderr)  # fmt: skip
@@ -100,14 +105,17 @@ def _photos(args, report: IngestReport) -> list[CatalogPhoto]:
     return photos[: args.limit] if args.limit is not None else photos
 
 
-def _submit_all(stub, photos: list[CatalogPhoto], report: IngestReport, deadline: float, args) -> None:
-    progress = Progress("submitted", len(photos), enabled=not args.quiet)
-    pool = ThreadPoolExecutor(_SUBMITTERS)
+def submit_all(
+    stub, photos: list[CatalogPhoto], report: IngestReport, deadline: float, *, item_id: str = "", force: bool = False,
+    show: bool = True,
+) -> None:  # fmt: skip
+    """Submit every photo, SUBMITTERS at a time, recording each outcome in report (`kloset bench ingest` too)."""
+    progress = Progress("submitted", len(photos), enabled=show)
+    pool = ThreadPoolExecutor(SUBMITTERS)
     try:
         # Each submission runs in a copy of this thread's context, so it sends the command's request id.
         futures = {
-            pool.submit(contextvars.copy_context().run, submit_photo, stub, p, args.item_id or "", deadline,
-                        args.force): p
+            pool.submit(contextvars.copy_context().run, submit_photo, stub, p, item_id, deadline, force): p
             for p in photos
         }
         for count, future in enumerate(as_completed(futures), start=1):
@@ -160,30 +168,30 @@ def _record(report: IngestReport, photo: CatalogPhoto, outcome) -> None:
         report.jobs[outcome.job.job_id] = name
 
 
-def _wait(stub, report: IngestReport, deadline: float, show: bool) -> None:
+def wait_all(stub, report: IngestReport, deadline: float, *, show: bool = True) -> None:
+    """Wait until every submitted job is finished, with GetJobs sweeps (a bounded number of status calls), showing
+    the jobs indexed so far; `kloset bench ingest` waits with this too."""
     progress = Progress("indexed", len(report.jobs), enabled=show)
-    finished = 0
-    while report.jobs:
-        for job_id, name in list(report.jobs.items()):
-            try:
-                job = stub.GetJob(ingest_pb2.GetJobRequest(job_id=job_id), timeout=30, wait_for_ready=True).job
-            except grpc.RpcError as exc:
-                raise CommandError(rpc_message(exc)) from None
-            if job.state == ingest_pb2.JOB_STATE_DONE:
-                report.done += 1
-            elif job.state == ingest_pb2.JOB_STATE_FAILED:
-                report.fail(name, job.error)
-            else:
-                continue
-            del report.jobs[job_id]
-            finished += 1
-            progress.update(finished)
-        if report.jobs:
-            if time.monotonic() > deadline:
-                progress.close()
-                raise CommandError(f"{len(report.jobs)} jobs still unfinished at the timeout; they stay queued")
-            time.sleep(_POLL_S)
-    progress.close()
+    waiter = JobWaiter(stub)
+
+    def finished(job: ingest_pb2.Job) -> None:
+        name = report.jobs.pop(job.job_id)
+        report.finished.append(job)
+        if job.state == ingest_pb2.JOB_STATE_FAILED:
+            report.fail(name, job.error)
+        else:
+            report.done += 1
+            report.garments += len(job.item_ids)
+        progress.update(len(report.finished))
+
+    def lost(job_id: str) -> None:
+        report.fail(report.jobs.pop(job_id), f"job {job_id} has no record any more (expired, KLOSET_JOB_TTL_S)")
+
+    try:
+        waiter.wait(list(report.jobs), deadline, finished, lost)
+    finally:
+        report.status_calls += waiter.status_calls
+        progress.close()
 
 
 def _print(report: IngestReport, as_json: bool) -> None:
