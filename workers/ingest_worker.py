@@ -16,6 +16,7 @@ from kloset.core.classifier import DEFAULT_BATCH_GARMENTS, DEFAULT_BATCH_WAIT_MS
 from kloset.core.errors import InvalidInput, NotFound, Unavailable
 from kloset.core.index.indexing import GarmentIndexer, PreparedJob
 from kloset.core.ingest.queue import Delivery, IngestQueue
+from kloset.core.telemetry import STAGE_ACK, STAGE_INDEX, STAGE_PREPARE, STAGE_QUEUE
 
 log = logging.getLogger(__name__)
 _MAX_BACKOFF_S = 30.0
@@ -95,7 +96,10 @@ class IngestWorker:
     def handle_batch(self, deliveries: Sequence[Delivery]) -> None:
         """Index jobs together. Bad input fails its job at once; other errors leave jobs pending for a later retry."""
         live = [d for d in deliveries if not self._give_up_if_expired(d) and not self._give_up_if_exhausted(d)]
+        now = time.time()
         for delivery in live:
+            if delivery.deliveries == 1:  # a retry's wait is its backoff, not the queue's
+                STAGE_QUEUE.observe(max(0.0, now - delivery.queued_at))
             self._queue.mark_processing(delivery)
         retried = False
         ready: list[tuple[Delivery, PreparedJob]] = []
@@ -114,7 +118,8 @@ class IngestWorker:
     def _index(self, ready: list[tuple[Delivery, PreparedJob]]) -> bool:
         """One forward pass and one upsert for the batch, then each job acknowledged; True if any is retried."""
         try:
-            outcomes = self._indexer.index_batch([prepared for _, prepared in ready])
+            with STAGE_INDEX.time():
+                outcomes = self._indexer.index_batch([prepared for _, prepared in ready])
         except Exception as exc:  # store or attribute service down, or a bug: retry the batch later, never ack
             for delivery, _ in ready:
                 self._not_done(delivery, exc)
@@ -164,7 +169,8 @@ class IngestWorker:
     def _complete(self, delivery: Delivery, item_ids: list[str]) -> bool:
         with _job_scope(delivery):
             try:
-                self._queue.complete(delivery, item_ids)
+                with STAGE_ACK.time():
+                    self._queue.complete(delivery, item_ids)
             except Exception:  # e.g. Redis went away while acknowledging: the entry stays pending, the store has it
                 log.exception("%s: job %s left pending", self.consumer, delivery.job_id)
                 return False
@@ -176,7 +182,8 @@ class IngestWorker:
 
         def attempt(spec):
             try:
-                return prepare(spec)
+                with STAGE_PREPARE.time():
+                    return prepare(spec)
             except Exception as exc:
                 return exc
 

@@ -4,17 +4,16 @@ against the backbone's ceiling measured in the same run (docs/benchmarks.md, sec
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from kloset.bench.document import markdown_table, stamp
 from kloset.bench.model import measure_backbone
+from kloset.bench.server_metrics import grown, scrape
+from kloset.cli.ingest import SUBMITTERS
 from kloset.core.config import Role, Settings
 from kloset.core.garments.folders import scan_catalog
 
-_SUBMITTERS = 4  # as `kloset ingest`
-_POLL_S = 0.5
 _CEILING_BATCHES = (8, 32)  # where the backbone peaks (`kloset bench model`)
 
 
@@ -27,62 +26,110 @@ class IngestBench:
 
 
 def run_ingest_benchmark(bench: IngestBench, settings: Settings, log: Callable[[str], None]) -> dict:
-    """Measure the ceiling, then index the folder's photos through `kloset serve` on a temporary data folder."""
+    """Measure the ceiling, then index the folder's photos through `kloset serve` on a temporary data folder,
+    submitted and waited on by `kloset ingest --wait`'s own functions."""
     photos = scan_catalog(bench.data).photos
     photos = photos[: bench.limit] if bench.limit is not None else photos
     log(f"ceiling: the backbone at batch {'/'.join(map(str, _CEILING_BATCHES))}")
     ceiling = measure_backbone(settings, _CEILING_BATCHES, bench.ceiling_seconds)
-    from kloset.bench.stack import TemporaryStack
+    from kloset.bench.stack import TemporaryStack, free_port
 
     with tempfile.TemporaryDirectory(prefix="kloset-bench-ingest-") as tmp:
         log("starting kloset serve on a temporary data folder")
-        with TemporaryStack(Path(tmp) / "stack") as stack:
-            log(f"submitting {len(photos)} photos")
+        metrics_port = free_port()
+        with TemporaryStack(Path(tmp) / "stack", KLOSET_METRICS_PORT=str(metrics_port)) as stack:
+            metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+            before = scrape(metrics_url)
+            log(f"submitting {len(photos)} photos, then waiting as `kloset ingest --wait` does")
             run = _ingest(stack.addr(Role.INGEST), photos, bench.timeout_s, settings.max_message_bytes)
+            run["stages"] = _stages(before, _scrape_when_acked(metrics_url, before, run["jobs_done"]))
     return _figures(bench, settings, ceiling, run)
 
 
 def _ingest(addr: str, photos: list, timeout_s: float, max_message_bytes: int) -> dict:
     import grpc
 
-    from kloset.cli.ingest import submit_photo
+    from kloset.cli.ingest import IngestReport, submit_all, wait_all
     from kloset.v1 import ingest_pb2, ingest_pb2_grpc
 
     options = [("grpc.max_send_message_length", max_message_bytes)]
+    report = IngestReport()
     with grpc.insecure_channel(addr, options=options) as channel:
         stub = ingest_pb2_grpc.IngestServiceStub(channel)
         deadline = time.monotonic() + timeout_s
         start = time.time()
-        with ThreadPoolExecutor(_SUBMITTERS) as pool:
-            outcomes = list(pool.map(lambda photo: submit_photo(stub, photo, "", deadline), photos))
+        submit_all(stub, photos, report, deadline, show=False)
         submitted_s = time.time() - start
-        responses = [o for o in outcomes if isinstance(o, ingest_pb2.SubmitResponse)]
-        accepted = [o.job.job_id for o in responses if not o.duplicate]
-        while True:
-            stats = stub.GetQueueStats(ingest_pb2.GetQueueStatsRequest(), timeout=30)
-            if stats.queued == 0 and stats.pending == 0:
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"ingest did not drain in {timeout_s:.0f} s: {stats}")
-            time.sleep(_POLL_S)
-        jobs = [stub.GetJob(ingest_pb2.GetJobRequest(job_id=j), timeout=30).job for j in accepted]
-    done = sorted((j for j in jobs if j.state == ingest_pb2.JOB_STATE_DONE), key=lambda j: j.updated_at)
-    finished = [j.updated_at for j in jobs if j.state in (ingest_pb2.JOB_STATE_DONE, ingest_pb2.JOB_STATE_FAILED)]
+        submit_errors = report.failed  # before waiting, every failure is a photo the server refused
+        wait_all(stub, report, deadline, show=False)
+    done = sorted((j for j in report.finished if j.state == ingest_pb2.JOB_STATE_DONE), key=lambda j: j.updated_at)
     timeline, garments = [], 0
     for job in done:
         garments += len(job.item_ids)
         timeline.append((round(job.updated_at - start, 3), garments))
+    finished = [j.updated_at for j in report.finished]
     return {
         "start": start,
         "wall_s": (max(finished) - start) if finished else 0.0,
         "submitted_s": submitted_s,
         "photos": len(photos),
-        "jobs_done": len(done),
-        "jobs_failed": sum(j.state == ingest_pb2.JOB_STATE_FAILED for j in jobs),
-        "jobs_skipped": sum(o.job.state == ingest_pb2.JOB_STATE_SKIPPED for o in responses),
-        "submit_errors": len(outcomes) - len(responses),
+        "jobs_done": report.done,
+        "jobs_failed": report.failed - submit_errors,
+        "jobs_skipped": report.skipped,
+        "submit_errors": submit_errors,
         "garments": garments,
+        "status_calls": report.status_calls,
+        "jobs_waited_on": len(report.finished),
         "timeline": timeline,
+    }
+
+
+def _scrape_when_acked(url: str, before, jobs_done: int, timeout_s: float = 10.0):
+    """The server's metrics once every done job's ack is recorded: a client sees a job done an instant before the
+    worker's timer around the acknowledgement observes it."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        after = scrape(url)
+        if grown(before, after, "kloset_ingest_stage_seconds_count", stage="ack") >= jobs_done:
+            return after
+        if time.monotonic() > deadline:
+            return after
+        time.sleep(0.1)
+
+
+def _stages(before, after) -> dict[str, tuple[float, int]]:
+    """(seconds, observations) per stage of a garment's way, from the server's histograms over the run.
+
+    decode_and_crop is the blob read, decode, crop (and segmentation of an unlabelled photo) per job; model the
+    attribute model's forward passes; store the upserts; batching_and_other what the batch's index step spent
+    beside the two (waiting for the batch to fill, post-processing); queue the wait from XADD to a worker; ack the
+    acknowledgement. Wall time on the thread doing it: stages run side by side on several threads."""
+
+    def stage(name: str, **labels: str) -> tuple[float, int]:
+        return grown(before, after, f"{name}_sum", **labels), int(grown(before, after, f"{name}_count", **labels))
+
+    index_s, index_n = stage("kloset_ingest_stage_seconds", stage="index")
+    model_s, model_n = stage("kloset_model_forward_seconds", model="attributes")
+    store_s, store_n = stage("kloset_store_seconds", operation="upsert")
+    return {
+        "queue": stage("kloset_ingest_stage_seconds", stage="queue"),
+        "decode_and_crop": stage("kloset_ingest_stage_seconds", stage="prepare"),
+        "model": (model_s, model_n),
+        "store": (store_s, store_n),
+        "batching_and_other": (max(0.0, index_s - model_s - store_s), index_n),
+        "ack": stage("kloset_ingest_stage_seconds", stage="ack"),
+    }
+
+
+def _breakdown(stages: dict[str, tuple[float, int]], garments: int) -> dict[str, dict]:
+    """Per stage: its seconds over the run, how often it ran, and its milliseconds per garment indexed."""
+    return {
+        name: {
+            "seconds": round(seconds, 3),
+            "count": count,
+            "ms_per_garment": round(1000 * seconds / garments, 2) if garments else 0.0,
+        }
+        for name, (seconds, count) in stages.items()
     }
 
 
@@ -111,6 +158,9 @@ def _figures(bench: IngestBench, settings: Settings, ceiling: dict, run: dict) -
         "views_per_garment": ceiling["views_per_garment"],
         "ceiling_garments_per_s": round(ceiling_garments, 2),
         "ratio_to_ceiling": round(garments_per_s / ceiling_garments, 3) if ceiling_garments > 0 else 0.0,
+        "status_calls": run["status_calls"],
+        "status_calls_per_job": round(run["status_calls"] / run["jobs_waited_on"], 4) if run["jobs_waited_on"] else 0.0,
+        "time_breakdown": _breakdown(run["stages"], run["garments"]),
         "image_size": ceiling["image_size"],
         "settings": {
             "workers": settings.workers,
@@ -139,19 +189,34 @@ def ingest_markdown(figures: dict) -> str:
         ["photos: done / failed / skipped", jobs],
         ["wall time, first submit to last done (s)", figures["wall_s"]],
         ["submission alone (s)", figures["submitted_s"]],
+        ["status calls (GetJobs) / per job", f"{figures['status_calls']} / {figures['status_calls_per_job']:.3f}"],
+    ]
+    stages = [
+        [name, stage["ms_per_garment"], stage["seconds"], stage["count"]]
+        for name, stage in figures["time_breakdown"].items()
     ]
     return "\n".join([
         "## Ingest: end to end against the ceiling (`kloset bench ingest`)",
         "",
-        f"{stamp()}. `{figures['data']}`{limit}: {figures['photos']} photos submitted over gRPC "
-        f"({_SUBMITTERS} submitters, as `kloset ingest`) to a fresh `kloset serve` (embedded redis-server, Qdrant "
-        f"Edge, temporary data folder). Settings: {s['workers']} workers, batches of {s['batch_garments']} garments "
-        f"or {s['batch_wait_ms']:g} ms, prepare threads {s['prepare_threads'] or 'one per core'}, TensorFlow "
-        f"threads {s['tf_intra_op_threads']} intra-op / {s['tf_inter_op_threads']} inter-op. The ceiling is the "
-        f"backbone's best images/s (batch {figures['ceiling_batch']}, measured in the same run) divided by "
+        f"{stamp()}. `{figures['data']}`{limit}: {figures['photos']} photos submitted over gRPC and waited on "
+        f"by `kloset ingest --wait`'s own code ({SUBMITTERS} submitters, GetJobs sweeps) to a fresh `kloset serve` "
+        f"(embedded redis-server, Qdrant Edge, temporary data folder). Settings: {s['workers']} workers, batches "
+        f"of {s['batch_garments']} garments or {s['batch_wait_ms']:g} ms, prepare threads "
+        f"{s['prepare_threads'] or 'one per core'}, TensorFlow threads {s['tf_intra_op_threads']} intra-op / "
+        f"{s['tf_inter_op_threads']} inter-op. The ceiling is the backbone's best images/s (batch "
+        f"{figures['ceiling_batch']}, measured in the same run) divided by "
         f"{figures['views_per_garment']} views per garment.",
         "",
         markdown_table(["figure", "value"], rows),
+        "",
+        "Where a garment's time goes, from the server's own histograms over the run (wall time on the thread doing "
+        "it; workers, prepare threads and the model run side by side, so stages overlap and their sum exceeds the "
+        "wall time). `queue` is each job's wait from its XADD to a worker; `decode_and_crop` the blob read, decode "
+        "and crop per job; `model` the attribute model's forward passes; `store` the upserts; "
+        "`batching_and_other` the rest of each batch's index step (filling the batch, post-processing); `ack` the "
+        "acknowledgement.",
+        "",
+        markdown_table(["stage", "ms per garment", "seconds", "count"], stages),
         "",
         "![garments indexed over time](benchmarks/ingest.png)",
     ])  # fmt: skip

@@ -42,6 +42,19 @@ STORE_SECONDS = Histogram(
 STORE_SEARCH = STORE_SECONDS.labels(operation="search")
 STORE_UPSERT = STORE_SECONDS.labels(operation="upsert")
 
+# Where an ingest job's time goes in a worker, as wall time on the thread doing it (`kloset bench ingest` reads
+# them beside the model's and the store's): queue from the job's XADD to its first delivery, prepare (blob read,
+# decode, crop) per job, index (the batch's forward pass and upsert, and what lies between) per batch, ack per job.
+_STAGE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+INGEST_STAGE_SECONDS = Histogram(
+    "kloset_ingest_stage_seconds", "Time of a stage of ingest in a worker: queue and prepare and ack per job, index "
+    "per batch.", ["stage"], buckets=_STAGE_BUCKETS, registry=None,
+)  # fmt: skip
+STAGE_QUEUE = INGEST_STAGE_SECONDS.labels(stage="queue")
+STAGE_PREPARE = INGEST_STAGE_SECONDS.labels(stage="prepare")
+STAGE_INDEX = INGEST_STAGE_SECONDS.labels(stage="index")
+STAGE_ACK = INGEST_STAGE_SECONDS.labels(stage="ack")
+
 JOBS = Counter(
     "kloset_ingest_jobs", "Ingest jobs this process finished or put back for a retry, by outcome.", ["outcome"],
     registry=None,
@@ -118,7 +131,7 @@ def process_registry(
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
-    for metric in (FORWARD_SECONDS, STORE_SECONDS, JOBS):
+    for metric in (FORWARD_SECONDS, STORE_SECONDS, INGEST_STAGE_SECONDS, JOBS):
         registry.register(metric)
     if queue is not None:
         registry.register(QueueCollector(queue))

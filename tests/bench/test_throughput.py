@@ -54,7 +54,14 @@ def test_bench_ingest_indexes_a_folder_end_to_end_and_compares_with_the_ceiling(
     ratio = figures["garments_per_s"] / figures["ceiling_garments_per_s"]
     assert abs(figures["ratio_to_ceiling"] - ratio) < 0.01
     assert figures["timeline"][-1][1] == figures["garments"]
+    # Waited on as `kloset ingest --wait` waits (GetJobs), and the server's own timers say where the time went.
+    assert figures["status_calls"] >= 1 and figures["status_calls_per_job"] < 3
+    stages = figures["time_breakdown"]
+    assert set(stages) == {"queue", "decode_and_crop", "model", "store", "batching_and_other", "ack"}
+    assert stages["decode_and_crop"]["count"] == stages["queue"]["count"] == figures["jobs_done"]
+    assert stages["model"]["count"] >= 1 and stages["store"]["count"] >= 1 and stages["model"]["seconds"] > 0
     assert "<!-- bench:ingest -->" in (tmp_path / "benchmarks.md").read_text()
+    assert "ms per garment" in (tmp_path / "benchmarks.md").read_text()
     assert (tmp_path / "benchmarks" / "ingest.png").stat().st_size > 10_000
 
 
