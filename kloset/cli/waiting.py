@@ -73,10 +73,11 @@ class JobWaiter:
             finished += len(done)
             if not pending:
                 return
-            pause = next_poll_s(len(pending), finished, self._clock() - started, self._chunk, pause)
-            if self._clock() + pause > deadline:
+            now = self._clock()
+            if now >= deadline:
                 raise CommandError(f"{len(pending)} jobs still unfinished at the timeout; they stay queued")
-            self._sleep(pause)
+            pause = next_poll_s(len(pending), finished, now - started, self._chunk, pause)
+            self._sleep(min(pause, deadline - now))  # one last look at the deadline
 
     def sweep(self, job_ids: Sequence[str]) -> tuple[list[ingest_pb2.Job], list[str]]:
         """One look at every job: (the finished ones, the ids with no record), in ceil(len / chunk) calls."""

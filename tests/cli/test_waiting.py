@@ -85,3 +85,13 @@ def test_next_poll_waits_for_jobs_per_call_finished_jobs_within_bounds():
     assert next_poll_s(10, 10_000, 1.0, 1000, 0.5) == MIN_POLL_S  # fast: never busier than MIN_POLL_S
     assert next_poll_s(10, 1, 1000.0, 1000, 0.5) == MAX_POLL_S  # stalled: asked at least every MAX_POLL_S
     assert next_poll_s(10, 0, 1.0, 1000, 1.0) == 2.0  # nothing finished yet: back off
+
+
+def test_jobs_unfinished_at_the_deadline_are_named_after_one_last_look():
+    from kloset.cli.client import CommandError
+
+    server = SteadyServer(100, rate=1.0)
+    waiter = JobWaiter(server, sleep=server.sleep, clock=lambda: server.now)
+    with pytest.raises(CommandError, match=r"^90 jobs still unfinished at the timeout"):
+        waiter.wait(server.ids, deadline=10.0, on_finished=lambda job: None, on_lost=lambda job_id: None)
+    assert server.now == 10.0
