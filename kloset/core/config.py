@@ -185,7 +185,7 @@ class Settings(BaseSettings):
     # The attribute model's and the segmenter's runtime (kloset/core/models/runtime.py; `kloset bench model`)
     model_runtime: ModelRuntime = ModelRuntime.TFLITE
     model_cache_dir: Path | None = None  # converted models; default data_dir/models
-    mirror_view: bool = True  # embed each garment's mirror image too (docs/search.md: what it buys)
+    mirror_view: bool = False  # embed each garment's mirror image too (docs/search.md: what it buys, and costs)
 
     @field_validator("redis_appendfsync")
     @classmethod

@@ -58,8 +58,8 @@ def test_the_model_is_never_handed_more_than_its_batch_size(loaded, monkeypatch)
     regions = boxes(7)
     batched = engine.classify(photo(), regions).garments
 
-    # Each garment goes in twice (as it is and mirrored), with its color statistics twice.
-    assert [images // 2 for images, _ in network.calls] == [3, 3, 1]
+    # Each garment goes in once (one view, the default), with its color statistics.
+    assert [images for images, _ in network.calls] == [3, 3, 1]
     assert all(images == stats for images, stats in network.calls)
 
     one_at_a_time = AttributeModel(loaded.info, loaded._network, batch_size=1)

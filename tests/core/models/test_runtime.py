@@ -77,15 +77,18 @@ def test_an_unwritable_cache_only_costs_the_conversion(tiny_model_dir, tmp_path)
     assert model.predict(crops_of_blank(), [None])[0].embedding.shape == (1280,)
 
 
-def test_without_the_mirror_view_one_image_per_garment_and_another_version(tiny_model_dir, graph_model):
-    single = AttributeModel.load(tiny_model_dir, runtime=RunOptions(ModelRuntime.TF_GRAPH), mirror=False)
-    assert single.views == 1 and graph_model.views == 2
-    assert single.version.endswith("+single-view") and graph_model.version.endswith("+mirror-avg")
+def test_the_mirror_view_doubles_the_images_per_garment_and_changes_the_version(tiny_model_dir, graph_model):
+    mirrored = AttributeModel.load(tiny_model_dir, runtime=RunOptions(ModelRuntime.TF_GRAPH), mirror=True)
+    assert mirrored.views == 2 and graph_model.views == 1
+    assert mirrored.version.endswith("+mirror-avg") and graph_model.version.endswith("+single-view")
     seen = []
-    forward = single._forward
-    single._forward = lambda **inputs: seen.append(len(inputs["image"])) or forward(**inputs)
-    single.predict(crops_of_blank() * 3, [None] * 3)
-    assert seen == [3]
+    forward = mirrored._forward
+    mirrored._forward = lambda **inputs: seen.append(len(inputs["image"])) or forward(**inputs)
+    [garment] = mirrored.predict(crops_of_blank(), [None])
+    assert seen == [2]
+    # A symmetric crop is its own mirror image: the two views agree with the single one.
+    [single] = graph_model.predict(crops_of_blank(), [None])
+    np.testing.assert_allclose(garment.embedding, single.embedding, atol=1e-5)
 
 
 def crops_of_blank():
