@@ -13,6 +13,7 @@ from kloset.cli.client import Clients, CommandError, rpc_message
 from kloset.core import request_context
 from kloset.core.config import ConfigError, Role, load_settings, parse_roles
 from kloset.core.errors import KlosetError
+from kloset.core.index.ranking import FilterPolicy
 from kloset.v1 import ingest_pb2
 
 DEFAULT_BENCH_DATA = Path("../shared/data/ccp")  # the data set beside the repository, as CI lays it out
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--item", help="search with a catalog garment, e.g. 0001/top")
     _add_region_flags(search)
     _add_result_flags(search)
-    search.add_argument("--policy", choices=["strict", "soft", "none"], help="filter policy (default: the server's)")
+    search.add_argument("--policy", choices=[p.value for p in FilterPolicy], help="filter policy (default: server's)")
     search.add_argument("--offset", type=int, default=0, help="skip this many results (paging)")
     search.add_argument("--min-score", type=float, help="leave out results scoring below this")
     search.add_argument("--group-by-photo", action="store_true", help="at most one result per catalog photo")

@@ -9,16 +9,12 @@ from kloset.cli.client import Clients, CommandError, rpc_message
 from kloset.core.errors import InvalidInput
 from kloset.core.garments.kfashion import parse_label
 from kloset.core.garments.regions import Region, make_box
+from kloset.core.index.ranking import FilterPolicy
 from kloset.core.limits import InputLimits
-from kloset.services.convert import regions_to_proto
+from kloset.services.convert import policy_to_proto, regions_to_proto
 from kloset.v1 import attribute_pb2, garment_pb2, search_pb2
 
 TIMEOUT_S = 120
-POLICIES = {
-    "strict": search_pb2.FILTER_POLICY_STRICT,
-    "soft": search_pb2.FILTER_POLICY_SOFT,
-    "none": search_pb2.FILTER_POLICY_NONE,
-}
 
 
 def _group_name(value: int) -> str:
@@ -68,7 +64,7 @@ def _options(args) -> search_pb2.SearchOptions:
         raise CommandError("--offset must be 0 or more")
     options = search_pb2.SearchOptions(offset=args.offset, group_by_photo=args.group_by_photo)
     if args.policy:
-        options.policy = POLICIES[args.policy]
+        options.policy = policy_to_proto(FilterPolicy(args.policy))
     if args.min_score is not None:
         options.min_score = args.min_score
     return options

@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from kloset.core.errors import InvalidInput
 from kloset.core.garments.images import decode_image
+from kloset.core.limits import InputLimits
 
 TILE = 160  # a result tile's side, and the height of every image in a row
 PAD = 8  # margin around the sheet and gap between tiles
@@ -21,7 +22,7 @@ TITLE_SIZE = 16
 LINE_HEIGHT = 17
 RESULT_CAPTION_LINES = 3
 QUERY_MAX_WIDTH = 2 * TILE  # a wide query photo is scaled down to this width instead of to the row height
-MAX_PIXELS = 40_000_000  # the services' default limit; a sheet never needs more
+MAX_PIXELS = InputLimits.max_pixels  # the services' default limit; a sheet never needs more
 QUERY_CROP_KEY = "query"  # crops[QUERY_CROP_KEY]: the query item's crop, when searching by a catalog item
 
 BACKGROUND = (255, 255, 255)

@@ -16,6 +16,7 @@ from PIL import Image
 from kloset.core.garments.crop import garment_mask
 from kloset.core.garments.images import decode_image
 from kloset.core.garments.labels import Group
+from kloset.core.limits import InputLimits
 from kloset.core.models.backbone import NAME as BACKBONE
 from kloset.core.models.backbone import TAPS, default_weights_path, preprocess
 from kloset.core.models.segmenter import (
@@ -53,7 +54,7 @@ def target_mask(image_shape: tuple[int, int], label) -> np.ndarray:
     return target
 
 
-def iter_annotated_photos(data_dir: Path, max_pixels: int = 40_000_000):
+def iter_annotated_photos(data_dir: Path, max_pixels: int = InputLimits.max_pixels):
     """(image id, pixels, target mask) for every labelled photo, outer/one-piece-only photos included."""
     for image_id, label, image_path in iter_labels(data_dir):
         pixels = decode_image(image_path.read_bytes(), max_pixels)

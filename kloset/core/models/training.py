@@ -24,6 +24,7 @@ from kloset.core.garments.images import decode_image
 from kloset.core.garments.kfashion import KFashionLabel, parse_label
 from kloset.core.garments.labels import CATEGORIES, CATEGORY_GROUP, COLORS, KOREAN_GROUPS, parse_category
 from kloset.core.garments.regions import Region
+from kloset.core.limits import InputLimits
 from kloset.core.models.attributes import ModelInfo, build_heads, save_heads
 from kloset.core.models.backbone import FEATURE_DIM, FEATURE_LAYOUT, build_backbone, default_weights_path, preprocess
 from kloset.core.models.metrics import report
@@ -65,7 +66,9 @@ def iter_labels(data_dir: Path) -> Iterator[tuple[str, KFashionLabel, Path]]:
             yield label_path.stem, label, image_path
 
 
-def iter_labeled_garments(data_dir: Path, max_pixels: int = 40_000_000) -> Iterator[tuple[str, np.ndarray, list]]:
+def iter_labeled_garments(
+    data_dir: Path, max_pixels: int = InputLimits.max_pixels
+) -> Iterator[tuple[str, np.ndarray, list]]:
     """(image id, pixels, labelled 상의/하의 garments) for each photo of a K-Fashion folder that has any."""
     for image_id, label, image_path in iter_labels(data_dir):
         garments = [g for g in label.garments if g.category and g.color]
