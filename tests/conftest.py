@@ -13,6 +13,10 @@ from kloset.core.ingest.queue import IngestQueue, connect
 
 CCP_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "ccp"
 TINY_INPUT_SIZE = 32
+# Settings() reads the environment: a KLOSET_* variable left in the developer's shell would change what every test
+# sees. They are taken out before any test module is imported; a test that wants one sets it (monkeypatch.setenv)
+# or passes values explicitly (role_settings). tests/test_isolation.py proves it.
+SHELL_SETTINGS = {name: os.environ.pop(name) for name in list(os.environ) if name.startswith("KLOSET_")}
 
 
 @pytest.fixture(scope="session")
