@@ -59,6 +59,7 @@ def test_bench_ingest_indexes_a_folder_end_to_end_and_compares_with_the_ceiling(
     stages = figures["time_breakdown"]
     assert set(stages) == {"queue", "decode_and_crop", "model", "store", "batching_and_other", "ack"}
     assert stages["decode_and_crop"]["count"] == stages["queue"]["count"] == figures["jobs_done"]
+    assert all(set(stage) == {"seconds", "count", "mean_ms", "ms_per_garment"} for stage in stages.values())
     assert stages["model"]["count"] >= 1 and stages["store"]["count"] >= 1 and stages["model"]["seconds"] > 0
     assert "<!-- bench:ingest -->" in (tmp_path / "benchmarks.md").read_text()
     assert "ms per garment" in (tmp_path / "benchmarks.md").read_text()
