@@ -150,7 +150,9 @@ def _searches_while(store: GarmentStore, catalog: SyntheticCatalog, below: int, 
                 times.append(_timed(lambda v=vector, w=where: store.candidates(v, VISUAL, w, _TOP_K))[0])
             except KlosetError as exc:
                 errors.append(str(exc))
-            done.wait(0.05)  # a steady client, not a flood competing with the build for the two cores
+            # a probe, a query a second: before the first optimize a search scans every garment exactly (a second
+            # at 1M), and a client searching flat out would take a core from the build it is measuring
+            done.wait(1.0)
 
     thread = threading.Thread(target=search, name="bench-search", daemon=True)
     thread.start()
