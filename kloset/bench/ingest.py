@@ -10,7 +10,7 @@ from pathlib import Path
 from kloset.bench.document import markdown_table, stamp
 from kloset.bench.model import measure_backbone
 from kloset.bench.server_metrics import grown, scrape
-from kloset.cli.ingest import SUBMITTERS
+from kloset.client.submission import SUBMITTERS
 from kloset.core.config import Role, Settings
 from kloset.core.garments.folders import scan_catalog
 
@@ -49,7 +49,7 @@ def run_ingest_benchmark(bench: IngestBench, settings: Settings, log: Callable[[
 def _ingest(addr: str, photos: list, timeout_s: float, max_message_bytes: int) -> dict:
     import grpc
 
-    from kloset.cli.ingest import IngestReport, submit_all, wait_all
+    from kloset.client.submission import IngestReport, submit_all, wait_all
     from kloset.v1 import ingest_pb2, ingest_pb2_grpc
 
     options = [("grpc.max_send_message_length", max_message_bytes)]

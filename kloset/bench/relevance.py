@@ -293,7 +293,7 @@ def index_catalog(ingest_addr: str, search_addr: str, catalog: Sequence[Photo], 
     """Submit the catalog photos as `kloset ingest` does, wait until the queue drains, return garments indexed."""
     import grpc
 
-    from kloset.cli.ingest import submit_photo
+    from kloset.client.submission import submit_photo
     from kloset.v1 import ingest_pb2, ingest_pb2_grpc, search_pb2, search_pb2_grpc
 
     deadline = time.monotonic() + timeout_s

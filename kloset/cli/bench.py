@@ -4,8 +4,8 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 
-from kloset.cli.client import CommandError
-from kloset.cli.progress import Progress
+from kloset.client.progress import Progress
+from kloset.client.stubs import CommandError
 from kloset.core.config import Settings
 
 

@@ -3,8 +3,8 @@
 import json
 import sys
 
-from kloset.cli.client import Clients, CommandError
-from kloset.cli.progress import Progress
+from kloset.client.progress import Progress
+from kloset.client.stubs import Clients, CommandError
 from kloset.v1 import ingest_pb2, search_pb2
 
 

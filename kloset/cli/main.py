@@ -9,7 +9,7 @@ from pathlib import Path
 import grpc
 
 from kloset.bench.document import DOCS_DIR
-from kloset.cli.client import Clients, CommandError, rpc_message
+from kloset.client.stubs import Clients, CommandError, rpc_message
 from kloset.core import request_context
 from kloset.core.config import ConfigError, Role, load_settings, parse_roles
 from kloset.core.errors import KlosetError
@@ -279,7 +279,7 @@ def _dispatch(args, settings) -> int:
 
 
 def _migrate_store(args, settings) -> int:
-    from kloset.cli.progress import Progress
+    from kloset.client.progress import Progress
     from kloset.core.index.migration import migrate_store
 
     bar: Progress | None = None

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import grpc
 
-from kloset.cli.client import Clients, CommandError, rpc_message
+from kloset.client.stubs import Clients, CommandError, rpc_message
 from kloset.core.errors import InvalidInput
 from kloset.core.garments.kfashion import parse_label
 from kloset.core.garments.regions import Region, make_box

@@ -66,8 +66,8 @@ def test_a_second_reindex_is_refused_and_a_cancelled_one_leaves_the_old_catalog_
 def test_kloset_reindex_sends_max_failures_only_when_asked():
     """Issue 17 (8): the command read an argument its parser never defined, so the default always applied."""
     from kloset.cli.catalog import reindex_request
-    from kloset.cli.client import CommandError
     from kloset.cli.main import build_parser
+    from kloset.client.stubs import CommandError
 
     parse = build_parser().parse_args
     assert reindex_request(parse(["reindex", "--max-failures", "3"])).max_failures == 3

@@ -1,4 +1,4 @@
-"""gRPC stubs for the CLI, addressed by the same settings the services use."""
+"""gRPC stubs for the CLI and the benchmarks, addressed by the same settings the services use."""
 
 from dataclasses import dataclass
 

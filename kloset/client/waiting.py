@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 import grpc
 
-from kloset.cli.client import CommandError, rpc_message
+from kloset.client.stubs import CommandError, rpc_message
 from kloset.v1 import ingest_pb2
 
 MAX_JOB_IDS = 1000  # ids per GetJobs call: the server's default KLOSET_MAX_JOB_IDS (halved if it allows fewer)

@@ -8,7 +8,7 @@ steady rate, to show the calls per job do not grow with the run.
 import grpc
 import pytest
 
-from kloset.cli.waiting import JOBS_PER_CALL, MAX_POLL_S, MIN_POLL_S, JobWaiter, next_poll_s
+from kloset.client.waiting import JOBS_PER_CALL, MAX_POLL_S, MIN_POLL_S, JobWaiter, next_poll_s
 from kloset.v1 import ingest_pb2
 
 
@@ -88,7 +88,7 @@ def test_next_poll_waits_for_jobs_per_call_finished_jobs_within_bounds():
 
 
 def test_jobs_unfinished_at_the_deadline_are_named_after_one_last_look():
-    from kloset.cli.client import CommandError
+    from kloset.client.stubs import CommandError
 
     server = SteadyServer(100, rate=1.0)
     waiter = JobWaiter(server, sleep=server.sleep, clock=lambda: server.now)
