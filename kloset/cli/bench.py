@@ -1,12 +1,18 @@
-"""`kloset bench retrieval`: the retrieval benchmark, with figures as JSON, a plot and a markdown table."""
+"""`kloset bench ...`: each benchmark prints its figures as JSON and writes its section of docs/ (docs/benchmarks.md,
+docs/search.md)."""
 
+import argparse
 import json
 import sys
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
+from kloset.bench.document import DOCS_DIR
 from kloset.client.progress import Progress
 from kloset.client.stubs import CommandError
 from kloset.core.config import Settings
+
+DEFAULT_BENCH_DATA = Path("../shared/data/ccp")  # the data set beside the repository, as CI lays it out
 
 
 def _progress(quiet: bool):
@@ -20,14 +26,66 @@ def _progress(quiet: bool):
     return progress
 
 
-def run_bench(args, settings: Settings) -> int:
-    benchmarks = {
-        "retrieval": _retrieval, "relevance": _relevance, "store": _store, "search": _search, "model": _model,
-        "ingest": _ingest,
-    }  # fmt: skip
-    if args.what not in benchmarks:
-        raise CommandError(f"unknown benchmark {args.what}")
-    return benchmarks[args.what](args, settings)
+def register(commands: argparse._SubParsersAction) -> None:
+    bench = commands.add_parser("bench", help="benchmarks that print JSON figures and write docs/benchmarks.md")
+    benches = bench.add_subparsers(dest="what", required=True, metavar="BENCHMARK")
+    retrieval = benches.add_parser("retrieval", help="search quality on a K-Fashion folder, against the original")
+    retrieval.add_argument("--data", type=Path, required=True, help="a K-Fashion folder (images/ + labels/)")
+    retrieval.add_argument("--limit", type=int, help="only the first N photos of the folder")
+    retrieval.add_argument("--seed", type=int, default=0, help="seed of the query views")
+    retrieval.add_argument("--plot", type=Path, help="write the recall / precision plot (PNG) here")
+    retrieval.add_argument("--table", type=Path, help="write the figures as a markdown table here")
+    retrieval.add_argument(
+        "--cache", type=Path, help="keep the model's answers here, for reruns with other ranking settings"
+    )
+    relevance = benches.add_parser(
+        "relevance", help="search relevance for photos the catalog and the models never saw (docs/search.md)"
+    )
+    relevance.add_argument("--data", type=Path, default=DEFAULT_BENCH_DATA,
+                           help="a K-Fashion folder: the catalog and, by default, the queries (its validation "
+                           "photos); default ../shared/data/ccp")  # fmt: skip
+    relevance.add_argument("--queries", type=Path,
+                           help="a K-Fashion folder of query photos, searched against all of --data")  # fmt: skip
+    relevance.add_argument("--limit", type=int, help="only the first N query photos")
+    relevance.add_argument("--near-duplicates", type=int, default=100,
+                           help="catalog photos re-viewed to check near-duplicate recall@1 (default 100)")  # fmt: skip
+    relevance.add_argument("--seed", type=int, default=0, help="seed of the near-duplicate views")
+    relevance.add_argument("--plot", type=Path, help="write the precision plot (PNG) here")
+    relevance.add_argument("--table", type=Path, help="write the figures as a markdown table here")
+    store = benches.add_parser("store", help="filtered top-10 latency and recall@10 on each store backend")
+    store.add_argument("--points", type=int, default=100_000, help="the largest catalog (default 100000)")
+    store.add_argument("--sizes", help="catalog sizes to measure, comma-separated (default 10000,50000,POINTS)")
+    store.add_argument("--queries", type=int, default=200, help="queries per filter (default 200)")
+    store.add_argument("--local-max", type=int, default=10_000,
+                       help="largest catalog for qdrant-client local mode, brute force in Python")  # fmt: skip
+    store.add_argument("--url", help="also measure a Qdrant server here (default: none)")
+    store.add_argument("--seed", type=int, default=0)
+    search_bench = benches.add_parser("search", help="gRPC search latency and throughput on a temporary kloset serve")
+    search_bench.add_argument("--catalog", type=int, default=100_000, help="catalog garments (default 100000)")
+    search_bench.add_argument("--data", type=Path, help="a K-Fashion folder: its garments and photos (else synthetic)")
+    search_bench.add_argument("--limit", type=int, help="only the first N photos of --data")
+    search_bench.add_argument("--item-requests", type=int, default=400, help="by item, per concurrency level")
+    search_bench.add_argument("--photo-requests", type=int, default=32, help="by photo, per concurrency level")
+    search_bench.add_argument("--mixed-seconds", type=float, default=60.0,
+                              help="8 photo and 8 item clients at once for this long (0: skip)")  # fmt: skip
+    model_bench = benches.add_parser("model", help="the backbone's images/s at batch 1/8/32: the ingest ceiling")
+    model_bench.add_argument("--batches", default="1,8,32", help="batch sizes, comma-separated (default 1,8,32)")
+    model_bench.add_argument("--seconds", type=float, default=5.0, help="seconds of passes per batch size")
+    ingest_bench = benches.add_parser("ingest", help="garments/s end to end on a temporary kloset serve")
+    ingest_bench.add_argument("--data", type=Path, required=True, help="a K-Fashion folder (images/ + labels/)")
+    ingest_bench.add_argument("--limit", type=int, help="only the first N photos of the folder")
+    for parser_ in (retrieval, relevance, store, search_bench, model_bench, ingest_bench):
+        parser_.add_argument("--quiet", action="store_true", help="no progress on stderr")
+        parser_.add_argument("--json", action="store_true")
+    for parser_ in (store, search_bench, model_bench, ingest_bench):
+        parser_.add_argument("--docs", type=Path, default=DOCS_DIR,
+                             help="where benchmarks.md and its plots go (default: the repository's docs/)")  # fmt: skip
+    retrieval.set_defaults(run=_retrieval)
+    relevance.set_defaults(run=_relevance)
+    store.set_defaults(run=_store)
+    search_bench.set_defaults(run=_search)
+    model_bench.set_defaults(run=_model)
+    ingest_bench.set_defaults(run=_ingest)
 
 
 def _sizes(args) -> tuple[int, ...]:

@@ -1,14 +1,44 @@
-"""`kloset stats` and `kloset reindex`: the catalog as the search service holds it."""
+"""`kloset stats`, `reindex`, `dlq` and `migrate-store`: the catalog and the queue as the services hold them."""
 
+import argparse
 import json
 import sys
 
 from kloset.client.progress import Progress
 from kloset.client.stubs import Clients, CommandError
+from kloset.core.config import Settings
 from kloset.v1 import ingest_pb2, search_pb2
 
 
-def run_stats(clients: Clients, args) -> int:
+def register(commands: argparse._SubParsersAction) -> None:
+    dlq = commands.add_parser("dlq", help="inspect, retry or purge dead-lettered ingest jobs")
+    dlq.add_argument("action", choices=["list", "retry", "purge"])
+    dlq.add_argument("job_ids", nargs="*", help="jobs to retry or purge")
+    dlq.add_argument("--all", action="store_true", help="retry or purge every dead letter")
+    dlq.add_argument("--limit", type=int, default=100, help="how many to list")
+    dlq.add_argument("--json", action="store_true")
+    dlq.set_defaults(run=run_dlq)
+    stats = commands.add_parser("stats", help="indexed garments (per model version) and queue depth")
+    stats.add_argument("--json", action="store_true")
+    stats.set_defaults(run=run_stats)
+    reindex = commands.add_parser(
+        "reindex", help="re-embed every catalog garment with the current models, then switch the catalog over"
+    )
+    reindex.add_argument("--max-failures", type=int,
+                         help="garments that may fail to re-embed before the reindex stops and the old catalog stays "
+                         "live (default: 5%% of the catalog, at least 10)")  # fmt: skip
+    reindex.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    reindex.add_argument("--json", action="store_true")
+    reindex.set_defaults(run=run_reindex)
+    migrate = commands.add_parser(
+        "migrate-store", help="copy a catalog from a Qdrant local-mode folder (older kloset) into Qdrant Edge"
+    )
+    migrate.add_argument("--json", action="store_true")
+    migrate.set_defaults(run=run_migrate_store)
+
+
+def run_stats(args, settings: Settings) -> int:
+    clients = Clients(settings)
     index = clients.search().GetIndexStats(search_pb2.GetIndexStatsRequest(), timeout=30)
     queue = clients.ingest().GetQueueStats(ingest_pb2.GetQueueStatsRequest(), timeout=30)
     stats = {"indexed": index.indexed, "queued": queue.queued, "pending": queue.pending,
@@ -33,10 +63,10 @@ def reindex_request(args) -> search_pb2.ReindexRequest:
     return search_pb2.ReindexRequest(max_failures=args.max_failures)
 
 
-def run_reindex(clients: Clients, args) -> int:
+def run_reindex(args, settings: Settings) -> int:
     """Stream the reindex with no deadline (it takes as long as the catalog needs); Ctrl-C cancels it, which
     leaves the old catalog live."""
-    call = clients.search().Reindex(reindex_request(args), timeout=None)
+    call = Clients(settings).search().Reindex(reindex_request(args), timeout=None)
     progress, total = Progress("reindex", 0, enabled=False), 0
     try:
         for response in call:
@@ -73,3 +103,52 @@ def _print_summary(summary: search_pb2.ReindexSummary, as_json: bool) -> None:
         print(f"  ... and {summary.failed - len(summary.failures)} more (see the search service's log)")
     for version, garments in versions.items():
         print(f"model_version {version}  {garments}")
+
+
+def run_dlq(args, settings: Settings) -> int:
+    stub = Clients(settings).ingest()
+    if args.action == "list":
+        answer = stub.ListDeadLetters(ingest_pb2.ListDeadLettersRequest(limit=args.limit), timeout=30)
+        letters = [
+            {"job_id": d.job_id, "item_id": d.item_id, "filename": d.filename, "error": d.error,
+             "failed_at": d.failed_at}
+            for d in answer.dead_letters
+        ]  # fmt: skip
+        if args.json:
+            print(json.dumps({"total": answer.total, "dead_letters": letters}, ensure_ascii=False))
+        else:
+            print(f"{answer.total} dead letters")
+            for d in letters:
+                print(f"  {d['job_id']}  {d['filename'] or d['item_id']}: {d['error']}")
+        return 0
+    if not args.job_ids and not args.all:
+        raise CommandError(f"dlq {args.action} needs JOB_IDs or --all")
+    if args.action == "retry":
+        request = ingest_pb2.RetryDeadLettersRequest(job_ids=args.job_ids, all=args.all)
+        print(f"retried {stub.RetryDeadLetters(request, timeout=60).retried}")
+    else:
+        request = ingest_pb2.PurgeDeadLettersRequest(job_ids=args.job_ids, all=args.all)
+        print(f"purged {stub.PurgeDeadLetters(request, timeout=60).purged}")
+    return 0
+
+
+def run_migrate_store(args, settings: Settings) -> int:
+    from kloset.client.progress import Progress
+    from kloset.core.index.migration import migrate_store
+
+    bar: Progress | None = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        bar = bar or Progress("copying garments", total, enabled=not args.json)
+        bar.update(done)
+
+    report = migrate_store(settings, progress)
+    if bar:
+        bar.close()
+    if args.json:
+        print(json.dumps(report.__dict__))
+    else:
+        print(f"copied {report.copied} garments from {report.source} into {report.target} "
+              f"({report.store_count} in the store); the old folder is kept: delete it when satisfied")  # fmt: skip
+    return 0

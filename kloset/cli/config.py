@@ -1,5 +1,6 @@
 """`kloset config`: the configuration a process would start with, every secret masked."""
 
+import argparse
 import json
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -43,7 +44,14 @@ def masked_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}{MASK}@{host}"))
 
 
-def run_config(settings: Settings, args) -> int:
+
+def register(commands: argparse._SubParsersAction) -> None:
+    config = commands.add_parser("config", help="print the effective configuration (secrets masked)")
+    config.add_argument("--json", action="store_true")
+    config.set_defaults(run=run_config)
+
+
+def run_config(args, settings: Settings) -> int:
     config = effective_config(settings)
     if args.json:
         print(json.dumps(config, indent=2))

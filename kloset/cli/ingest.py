@@ -4,23 +4,43 @@ The submission and the wait are kloset/client/submission.py's. A run can be inte
 is already queued or indexed comes back as a duplicate and is not processed again.
 """
 
+import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from kloset.client.stubs import Clients, CommandError
 from kloset.client.submission import IngestReport, submit_all, wait_all
+from kloset.core.config import Settings
 from kloset.core.garments.folders import CatalogPhoto, scan_catalog
 
 
-def run_ingest(clients: Clients, args) -> int:
+def register(commands: argparse._SubParsersAction) -> None:
+    ingest = commands.add_parser("ingest", help="submit a K-Fashion folder (images/ + labels/) or one image")
+    ingest.add_argument("path", type=Path)
+    ingest.add_argument("--label", type=Path, help="K-Fashion label JSON for a single image")
+    ingest.add_argument("--item-id", help="catalog id for a single image (default: its file stem)")
+    ingest.add_argument("--limit", type=int, help="submit only the first N images of a folder")
+    ingest.add_argument("--wait", action="store_true", help="block until every job is done or failed")
+    ingest.add_argument("--timeout", type=float, default=24 * 3600.0, help="give up after this many seconds")
+    ingest.add_argument("--allow-unlabeled", action="store_true", help="also submit photos that have no label")
+    ingest.add_argument("--force", action="store_true",
+                        help="queue every photo again, even those indexed before (duplicates are otherwise skipped "
+                        "while their garments are in the catalog)")  # fmt: skip
+    ingest.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    ingest.add_argument("--json", action="store_true")
+    ingest.set_defaults(run=run_ingest)
+
+
+def run_ingest(args, settings: Settings) -> int:
     if not args.path.exists():
         raise CommandError(f"{args.path} does not exist")
     if args.label and not args.path.is_file():
         raise CommandError("--label goes with a single image, not a folder")
     report = IngestReport()
     photos = _photos(args, report)
-    stub = clients.ingest()
+    stub = Clients(settings).ingest()
     deadline = time.monotonic() + args.timeout
     try:
         submit_all(stub, photos, report, deadline, item_id=args.item_id or "", force=args.force, show=not args.quiet)

@@ -1,11 +1,13 @@
 """`kloset search`, `kloset outfit` and `kloset classify`: ask the services about one photo or catalog item."""
 
+import argparse
 import json
 from pathlib import Path
 
 import grpc
 
 from kloset.client.stubs import Clients, CommandError, rpc_message
+from kloset.core.config import Settings
 from kloset.core.errors import InvalidInput
 from kloset.core.garments.kfashion import parse_label
 from kloset.core.garments.regions import Region, make_box
@@ -15,6 +17,45 @@ from kloset.services.convert import policy_to_proto, regions_to_proto
 from kloset.v1 import attribute_pb2, garment_pb2, search_pb2
 
 TIMEOUT_S = 120
+
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    search = commands.add_parser("search", help="find catalog garments similar to a photo or a catalog item")
+    search.add_argument("image", type=Path, nargs="?")
+    search.add_argument("--item", help="search with a catalog garment, e.g. 0001/top")
+    _add_region_flags(search)
+    _add_result_flags(search)
+    search.add_argument("--policy", choices=[p.value for p in FilterPolicy], help="filter policy (default: server's)")
+    search.add_argument("--offset", type=int, default=0, help="skip this many results (paging)")
+    search.add_argument("--min-score", type=float, help="leave out results scoring below this")
+    search.add_argument("--group-by-photo", action="store_true", help="at most one result per catalog photo")
+    search.set_defaults(run=run_search)
+    outfit = commands.add_parser("outfit", help="complete the look: bottoms for a top, tops for a bottom")
+    outfit.add_argument("image", type=Path, nargs="?")
+    outfit.add_argument("--item", help="complete the look of a catalog garment, e.g. 0001/top")
+    _add_region_flags(outfit)
+    _add_result_flags(outfit)
+    outfit.set_defaults(run=run_outfit)
+    classify = commands.add_parser("classify", help="category, color and top-3 of each garment of a photo")
+    classify.add_argument("image", type=Path)
+    _add_region_flags(classify)
+    classify.add_argument("--json", action="store_true")
+    classify.set_defaults(run=run_classify)
+
+
+def _add_result_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--top-k", type=int, default=0, help="results per garment (default: the server's)")
+    parser.add_argument("--category", action="append", help="restrict to this category (repeatable)")
+    parser.add_argument("--color", action="append", help="restrict to this color (repeatable)")
+    parser.add_argument("--sheet", type=Path, help="also write a contact sheet PNG of the results here")
+    parser.add_argument("--json", action="store_true")
+
+
+def _add_region_flags(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--label", type=Path, help="K-Fashion label JSON with the garments' polygons")
+    where.add_argument("--box", help="one garment's box: x,y,width,height")
 
 
 def _group_name(value: int) -> str:
@@ -70,7 +111,8 @@ def _options(args) -> search_pb2.SearchOptions:
     return options
 
 
-def run_search(clients: Clients, args) -> int:
+def run_search(args, settings: Settings) -> int:
+    clients = Clients(settings)
     stub = clients.search()
     item, image = _query(args)
     request_regions = [] if item else _regions(args, clients.settings.input_limits)
@@ -93,7 +135,8 @@ def run_search(clients: Clients, args) -> int:
     return _answer(clients, args, garments, item, image, upright=not request_regions)
 
 
-def run_outfit(clients: Clients, args) -> int:
+def run_outfit(args, settings: Settings) -> int:
+    clients = Clients(settings)
     item, image = _query(args)
     regions = _regions(args, clients.settings.input_limits)
     if item and regions:
@@ -183,7 +226,8 @@ def _garment_json(g: search_pb2.GarmentResults) -> dict:
     }
 
 
-def run_classify(clients: Clients, args) -> int:
+def run_classify(args, settings: Settings) -> int:
+    clients = Clients(settings)
     regions = _regions(args, clients.settings.input_limits)
     request = attribute_pb2.ClassifyRequest(image=_read(args.image), garments=regions_to_proto(regions))
     try:

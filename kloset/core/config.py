@@ -3,6 +3,7 @@
 README.md documents each variable; the names below are the variables without the prefix.
 """
 
+import os
 import re
 from enum import StrEnum
 from pathlib import Path
@@ -184,7 +185,8 @@ class Settings(BaseSettings):
     tf_inter_op_threads: int = Field(default=0, ge=0, le=256)  # ops run side by side; 0: two
     # The attribute model's and the segmenter's runtime (kloset/core/models/runtime.py; `kloset bench model`)
     model_runtime: ModelRuntime = ModelRuntime.TFLITE
-    model_cache_dir: Path | None = None  # converted models; default data_dir/models
+    model_cache_dir: Path | None = None  # converted models; default the user's cache folder (not data_dir: a
+    # benchmark or `kloset evaluate` must not write into the catalog's folder)
     mirror_view: bool = False  # embed each garment's mirror image too (docs/search.md: what it buys, and costs)
 
     @field_validator("redis_appendfsync")
@@ -300,7 +302,7 @@ class Settings(BaseSettings):
         return RunOptions(
             runtime=self.model_runtime,
             threads=self.tf_intra_op_threads,
-            cache_dir=self.model_cache_dir or self.data_dir / "models",
+            cache_dir=self.model_cache_dir or user_cache_dir() / "models",
         )
 
     @property
@@ -393,6 +395,11 @@ def _keys_in(text: str) -> tuple[str, ...]:
 
 class ConfigError(ValueError):
     """A setting kloset cannot start with; the message names each variable and what is wrong with it."""
+
+
+def user_cache_dir() -> Path:
+    """$XDG_CACHE_HOME/kloset, else ~/.cache/kloset: what can be made again, kept between runs."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kloset"
 
 
 def env_name(field: str) -> str:
