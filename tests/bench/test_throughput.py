@@ -53,6 +53,9 @@ def test_bench_ingest_indexes_a_folder_end_to_end_and_compares_with_the_ceiling(
     assert figures["garments_per_s"] > 0 and figures["ceiling_garments_per_s"] > 0
     ratio = figures["garments_per_s"] / figures["ceiling_garments_per_s"]
     assert abs(figures["ratio_to_ceiling"] - ratio) < 0.01
+    graph = figures["tf_graph_ceiling_garments_per_s"]
+    assert graph > 0 and abs(figures["ratio_to_tf_graph_ceiling"] - figures["garments_per_s"] / graph) < 0.01
+    assert figures["runtime"] == "tflite"
     assert figures["timeline"][-1][1] == figures["garments"]
     # Waited on as `kloset ingest --wait` waits (GetJobs), and the server's own timers say where the time went.
     assert figures["status_calls"] >= 1 and figures["status_calls_per_job"] < 3
