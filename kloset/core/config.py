@@ -119,6 +119,7 @@ class Settings(BaseSettings):
     edge_vectors_on_disk: bool = EdgeTuning.vectors_on_disk
     edge_payload_on_disk: bool = EdgeTuning.payload_on_disk
     edge_indexing_threads: int = Field(default=EdgeTuning.indexing_threads, ge=0, le=256)
+    edge_acorn_max_selectivity: float = Field(default=EdgeTuning.acorn_max_selectivity, ge=0.0, le=1.0)
     # The HNSW index is built in the background once writes have been quiet this long (the queue drained)
     optimize_idle_s: float = Field(default=30.0, gt=0)
     optimize_min_points: int = Field(default=2_000, ge=1)  # unindexed garments worth an optimize
@@ -290,6 +291,7 @@ class Settings(BaseSettings):
             vectors_on_disk=self.edge_vectors_on_disk,
             payload_on_disk=self.edge_payload_on_disk,
             indexing_threads=self.edge_indexing_threads,
+            acorn_max_selectivity=self.edge_acorn_max_selectivity,
         )
 
     @property

@@ -482,7 +482,10 @@ def _search_params(tuning: EdgeTuning, limit: int, exact: bool) -> qe.SearchPara
     quantization = None
     if tuning.quantization != Quantization.NONE:
         quantization = qe.QuantizationSearchParams(ignore=exact, rescore=True, oversampling=tuning.oversampling)
-    return qe.SearchParams(hnsw_ef=max(tuning.hnsw_ef, limit), exact=exact, quantization=quantization)
+    acorn = None
+    if tuning.acorn_max_selectivity > 0 and not exact:
+        acorn = qe.AcornSearchParams(enable=True, max_selectivity=tuning.acorn_max_selectivity)
+    return qe.SearchParams(hnsw_ef=max(tuning.hnsw_ef, limit), exact=exact, quantization=quantization, acorn=acorn)
 
 
 def _filter(where: StoreFilter) -> qe.Filter | None:

@@ -32,3 +32,7 @@ class EdgeTuning:
     vectors_on_disk: bool = True
     payload_on_disk: bool = True  # payload read only for the returned top-k; its keyword indexes stay in RAM
     indexing_threads: int = 0  # threads building the HNSW in the optimize's child process (0: one a core)
+    # A filter passing at most this share of a graph's points is walked with ACORN (neighbours of neighbours are
+    # explored too), so a filter with no HNSW links of its own (category + color) keeps the graph connected:
+    # category + color recall@10 0.60 -> 0.99 at 100k with the intersections walked, p99 4.5 -> 15 ms; 0: off.
+    acorn_max_selectivity: float = 0.4
