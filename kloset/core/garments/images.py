@@ -72,7 +72,7 @@ def decode_image(data: bytes, max_pixels: int, *, apply_exif_orientation: bool =
         image.load()
         if apply_exif_orientation:
             image = ImageOps.exif_transpose(image)
-        rgb = image.convert("RGB")
+        rgb = image if image.mode == "RGB" else image.convert("RGB")  # convert() copies even an RGB image
     return np.asarray(rgb, dtype=np.uint8)
 
 
