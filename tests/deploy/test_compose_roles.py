@@ -46,6 +46,8 @@ def loopback_environment(tmp: Path, redis_url: str, models: tuple[Path, Path]) -
         KLOSET_HOST="127.0.0.1", KLOSET_DATA_DIR=str(tmp), KLOSET_REDIS_URL=redis_url,
         KLOSET_MODEL_DIR=str(models[0]), KLOSET_SEGMENTER_DIR=str(models[1]),
         KLOSET_API_KEYS=f"{KEY},another-key", KLOSET_API_KEY=KEY,
+        # Every call's access line, so a test can follow one request across the roles (the default samples them).
+        KLOSET_ACCESS_LOG="all", KLOSET_MODEL_CACHE_DIR=str(tmp / "model-cache"),
     )  # fmt: skip
     for role in Role:
         port = free_port()
