@@ -2,6 +2,7 @@
 models (they never hold the threads cheap calls need)."""
 
 import threading
+import time
 from concurrent import futures
 
 import grpc
@@ -74,6 +75,15 @@ class Pools:
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Pools", handlers),))
 
 
+def wait_until(condition, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def serve(pools: Pools, dedicated: tuple[str, ...]):
     return start_server("test", "127.0.0.1", 0, pools.register, [], max_message_bytes=1 << 20, threads=2,
                         dedicated_methods=dedicated, dedicated_threads=1)  # fmt: skip
@@ -86,6 +96,10 @@ def slow_calls_then_a_fast_one(dedicated: tuple[str, ...]) -> tuple[Pools, bytes
         with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             slow, fast = channel.unary_unary(SLOW), channel.unary_unary(FAST)
             pending = [slow.future(b"", timeout=30) for _ in range(6)]  # three times the server's threads
+            # Every thread that can take a slow call has one before the fast call goes out: 1 on the pool, else
+            # both server threads.
+            busy = 1 if dedicated else 2
+            assert wait_until(lambda: len(pools.slow_threads) >= busy), "the slow calls never started"
             try:
                 answer = fast(b"", timeout=3)
             except grpc.RpcError as exc:
