@@ -88,11 +88,7 @@ def measure_segmenter(settings: Settings, seconds: float = 5.0) -> dict | None:
     photo = preprocess(np.random.default_rng(0).integers(0, 256, (2, height, width, 3), dtype=np.uint8))
     figures = {}
     for name, forward in forwards.items():
-        forward(image=photo)
-        passes, start = 0, time.perf_counter()
-        while (elapsed := time.perf_counter() - start) < seconds or passes < 2:
-            forward(image=photo)
-            passes += 1
+        passes, elapsed = _timed(forward, photo, seconds)
         figures[name] = {"ms_per_photo": round(elapsed / passes * 1000, 2), "passes": passes}
     return {"input": f"{height}x{width}", "runtimes": figures}
 
@@ -115,11 +111,7 @@ def _measure(forward: Callable, size: int, batches: Sequence[int], seconds: floa
     figures = {}
     for batch in batches:
         images = preprocess(rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8))
-        forward(image=images)  # warm-up: tracing or tensor allocation, and memory for this shape
-        passes, start = 0, time.perf_counter()
-        while (elapsed := time.perf_counter() - start) < seconds or passes < 2:
-            forward(image=images)
-            passes += 1
+        passes, elapsed = _timed(forward, images, seconds)
         figures[str(batch)] = {
             "images_per_s": round(passes * batch / elapsed, 2),
             "ms_per_batch": round(elapsed / passes * 1000, 2),
@@ -127,6 +119,17 @@ def _measure(forward: Callable, size: int, batches: Sequence[int], seconds: floa
         }
     best = max(figures, key=lambda b: figures[b]["images_per_s"])
     return {"batches": figures, "best_batch": int(best), "ceiling_images_per_s": figures[best]["images_per_s"]}
+
+
+def _timed(forward: Callable, images: np.ndarray, seconds: float) -> tuple[int, float]:
+    """(passes, seconds) of forward on images for at least `seconds` and two passes, after a warm-up pass
+    (tracing or tensor allocation, and memory for this shape)."""
+    forward(image=images)
+    passes, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds or passes < 2:
+        forward(image=images)
+        passes += 1
+    return passes, elapsed
 
 
 def _mean_cosine(a: np.ndarray, b: np.ndarray) -> float:

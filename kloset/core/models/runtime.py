@@ -76,7 +76,7 @@ def forward_of(network: "keras.Model", options: RunOptions) -> Forward:
     if options.runtime is ModelRuntime.TFLITE:
         from kloset.core.models.lite import LiteForward, flatbuffer_of
 
-        return LiteForward(flatbuffer_of(network, options.cache_dir), options.threads or os.cpu_count() or 1)
+        return LiteForward(flatbuffer_of(network, options.cache_dir), thread_counts(options.threads, 0)[0])
     return graph_forward(network)
 
 
