@@ -23,6 +23,7 @@ import qdrant_edge as qe
 
 from kloset.core.errors import ModelError, Unavailable
 from kloset.core.index.edge_compaction import Compaction, ShardFolder
+from kloset.core.index.edge_references import ShardReaders
 from kloset.core.index.edge_tuning import EdgeTuning, Quantization
 from kloset.core.index.store import (
     COLOR,
@@ -60,8 +61,7 @@ class EdgeGarmentStore:
         self._tuning = tuning
         self._config = _config(dim, color_dim, tuning)
         self._write_lock = threading.RLock()  # writes, and the swap of a compacted shard, one at a time
-        self._readers = threading.Condition()
-        self._reading: dict[int, int] = {}  # id(shard) -> calls in flight, so a swapped-out shard closes idle
+        self._readers = ShardReaders()  # so a swapped-out shard closes once the calls reading it are done
         self._shard = self._open_live()
         # A store made before quantization (or with other KLOSET_EDGE_* layout settings) opens as it is, every
         # garment searchable; its segments take the new layout at the next optimize, which unindexed() asks for.
@@ -148,17 +148,11 @@ class EdgeGarmentStore:
 
     @contextmanager
     def _read(self) -> Iterator[qe.EdgeShard]:
-        with self._readers:
-            shard = self._shard
-            self._reading[id(shard)] = self._reading.get(id(shard), 0) + 1
-        try:
-            yield shard
-        except (RuntimeError, ValueError) as exc:
-            raise Unavailable(f"Qdrant Edge failed: {exc}") from None
-        finally:
-            with self._readers:
-                self._reading[id(shard)] -= 1
-                self._readers.notify_all()
+        with self._readers.reading(lambda: self._shard) as shard:
+            try:
+                yield shard
+            except (RuntimeError, ValueError) as exc:
+                raise Unavailable(f"Qdrant Edge failed: {exc}") from None
 
     @STORE_SEARCH.time()
     def candidates(
@@ -294,9 +288,7 @@ class EdgeGarmentStore:
 
     def _retire(self, old: qe.EdgeShard) -> None:
         """Close a swapped-out shard once the searches still reading it are done, and delete its folder."""
-        with self._readers:
-            self._readers.wait_for(lambda: self._reading.get(id(old), 0) == 0)
-            self._reading.pop(id(old), None)
+        self._readers.wait_until_idle(old)
         old.close()
         with self._write_lock:
             self._folder.remove_stale(keep=self._rebuild.path if self._rebuild else None)
