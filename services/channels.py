@@ -3,6 +3,7 @@ the caller's deadline are set here and nowhere else. The servers' side (TLS cred
 module reads the certificate settings."""
 
 import collections
+import json
 
 import grpc
 from kloset.services.interceptors import REQUEST_ID_HEADER
@@ -26,15 +27,42 @@ def channel_credentials(settings: Settings) -> grpc.ChannelCredentials | None:
     return grpc.ssl_channel_credentials(root_certificates=settings.tls_ca.read_bytes() if settings.tls_ca else None)
 
 
-def open_channel(settings: Settings, address: str) -> grpc.Channel:
-    """A channel to a kloset role at `address` that sends the API key and the current request's id and deadline.
+# The calls gRPC itself sends again when they fail UNAVAILABLE (a replica restarting, a connection reset, Redis or
+# the store away for a moment): those that change nothing, and Submit, which the queue answers with the same job
+# for the same photo. Reindex, WatchJob and the dead-letter writes are not: a second one is not the same call.
+RETRIED_CALLS = {
+    "kloset.v1.AttributeService": ("Classify",),
+    "kloset.v1.SearchService": ("SearchByImage", "SearchByItem", "GetIndexStats", "CompleteLook", "GetGarmentImages"),
+    "kloset.v1.IngestService": ("Submit", "GetJob", "GetJobs", "GetQueueStats", "ListDeadLetters"),
+}
+# Within the call's deadline, which always bounds the whole: 0.2 s, then up to 0.4 and 0.8 s (gRPC jitters each).
+RETRY_POLICY = {
+    "maxAttempts": 4,
+    "initialBackoff": "0.2s",
+    "maxBackoff": "5s",
+    "backoffMultiplier": 2,
+    "retryableStatusCodes": ["UNAVAILABLE"],
+}
 
-    round_robin spreads calls over every address the name resolves to (several attribute replicas behind one DNS
-    name); with one address it is the same as the default."""
+
+def service_config() -> str:
+    """The gRPC service config of every kloset channel (README, *Retries*: other kloset.v1 clients can use it)."""
+    names = [{"service": service, "method": method} for service, methods in RETRIED_CALLS.items() for method in methods]
+    method_config = [{"name": names, "retryPolicy": RETRY_POLICY}]
+    return json.dumps({"loadBalancingConfig": [{"round_robin": {}}], "methodConfig": method_config}, indent=2)
+
+
+def open_channel(settings: Settings, address: str) -> grpc.Channel:
+    """A channel to a kloset role at `address` that sends the API key and the current request's id and deadline,
+    and retries the calls in RETRIED_CALLS on UNAVAILABLE (gRPC's retryPolicy, not a loop of ours).
+
+    Its service config's round_robin spreads calls over every address the name resolves to (several attribute
+    replicas behind one DNS name); with one address it is the same as the default."""
     options = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
-        ("grpc.lb_policy_name", "round_robin"),
+        ("grpc.enable_retries", 1),
+        ("grpc.service_config", service_config()),
     ]
     credentials = channel_credentials(settings)
     channel = (
