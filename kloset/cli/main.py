@@ -9,13 +9,13 @@ import sys
 
 import grpc
 
-from kloset.cli import bench, catalog, config, ingest, models, query, serve
+from kloset.cli import bench, catalog, config, docs, ingest, models, query, serve
 from kloset.client.stubs import CommandError, rpc_message
 from kloset.core import request_context
 from kloset.core.config import ConfigError, load_settings
 from kloset.core.errors import KlosetError
 
-FAMILIES = (serve, ingest, query, catalog, config, models, bench)
+FAMILIES = (serve, ingest, query, catalog, config, models, bench, docs)
 
 
 def build_parser() -> argparse.ArgumentParser:

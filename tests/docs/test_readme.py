@@ -1,13 +1,21 @@
-"""README's reference tables against the code: every command has a CLI row, every RPC an API row."""
+"""README against the code: every command has a CLI row, every RPC an API row, every figure block is what
+`kloset docs` writes from the benchmark outputs."""
 
 import argparse
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
+from kloset.cli.docs import ROOT, rendered
 from kloset.cli.main import build_parser
 from kloset.v1 import attribute_pb2, ingest_pb2, search_pb2
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+KLOSET = str(Path(sys.executable).with_name("kloset"))
 
 
 def section(title: str) -> str:
@@ -59,3 +67,28 @@ def test_every_rpc_has_a_row_in_the_api_table():
             row = next((line for line in table.splitlines() if line.startswith(f"| `{service.name}`")), "")
             missing += [f"{service.name}.{m.name}" for m in service.methods if f"`{m.name}`" not in row]
     assert not missing, f"README's API table does not name: {', '.join(missing)}"
+
+
+def test_readmes_figures_are_the_ones_in_the_benchmark_outputs():
+    """README's figure blocks are written by `kloset docs` from docs/**.json; a typed or stale figure fails here."""
+    _, changed = rendered(README, ROOT)
+    assert not changed, f"README's figures differ from docs/ in {changed}: run `kloset docs`"
+    assert "<!-- figures: models -->" in README
+
+
+def test_a_changed_output_changes_the_figure_and_the_check_fails(tmp_path):
+    (tmp_path / "docs/models").mkdir(parents=True)
+    for name in ("attributes", "segmenter"):
+        figures = json.loads((ROOT / f"docs/models/{name}.json").read_text())
+        if name == "attributes":
+            figures["category_accuracy"] = 0.987654
+        (tmp_path / f"docs/models/{name}.json").write_text(json.dumps(figures))
+    text, changed = rendered(README, tmp_path)
+    assert changed == ["models"] and "category accuracy 0.988" in " ".join(text.split())
+    out = subprocess.run([KLOSET, "docs", "--check"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr  # the committed README itself is current
+
+
+def test_an_unknown_figures_block_is_refused():
+    with pytest.raises(ValueError, match="'nonesuch'"):
+        rendered("<!-- figures: nonesuch -->\nx\n<!-- /figures -->\n", ROOT)
