@@ -32,7 +32,7 @@ from kloset.core.ingest.embedded_redis import EmbeddedRedis
 from kloset.core.ingest.queue import IngestQueue, connect
 from kloset.core.models.loading import load_attribute_model, load_segmenter
 from kloset.core.models.runtime import configure_threads
-from kloset.core.telemetry import process_registry
+from kloset.core.telemetry import Metrics
 from kloset.services.access_log import AccessLogger
 from kloset.services.attribute.client import RemoteAttributeClassifier
 from kloset.services.attribute.servicer import MODEL_METHODS as ATTRIBUTE_MODEL_METHODS
@@ -43,7 +43,7 @@ from kloset.services.channels import open_channel, server_credentials
 from kloset.services.ingest.servicer import SERVICE_NAME as INGEST_SERVICE
 from kloset.services.ingest.servicer import IngestServicer
 from kloset.services.interceptors import AroundInterceptor, request_scope
-from kloset.services.metrics import MetricsServer, start_metrics_server
+from kloset.services.metrics import MetricsServer, start_metrics_server, watch_process
 from kloset.services.search.servicer import MODEL_METHODS as SEARCH_MODEL_METHODS
 from kloset.services.search.servicer import SERVICE_NAME as SEARCH_SERVICE
 from kloset.services.search.servicer import SearchServicer
@@ -60,6 +60,7 @@ class Program:
     roles: frozenset[Role]
     servers: list[RoleServer] = field(default_factory=list)
     metrics: MetricsServer | None = None  # when KLOSET_METRICS_PORT is set
+    telemetry: Metrics = field(default_factory=Metrics)  # what this program's parts record, in a registry of its own
     stopping: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _closers: list = field(default_factory=list)
@@ -111,9 +112,9 @@ class Program:
         s = self.settings
         if Role.ATTRIBUTE in self.roles:
             intra, inter = configure_threads(s.tf_intra_op_threads, s.tf_inter_op_threads)  # before any op runs
-            model = load_attribute_model(s)
+            model = load_attribute_model(s, metrics=self.telemetry)
             model.warm_up()  # before the role reports SERVING
-            segmenter = load_segmenter(s)
+            segmenter = load_segmenter(s, metrics=self.telemetry)
             log.info("attribute model %s, segmenter %s, runtime %s, threads %d/%d", model.version, segmenter.version,
                      s.model_runtime.value, intra, inter)  # fmt: skip
             return AttributeEngine(
@@ -126,7 +127,7 @@ class Program:
 
     def _store(self) -> GarmentStore:
         s = self.settings
-        store = open_store(s)
+        store = open_store(s, metrics=self.telemetry)
         self._closers.append(store.close)  # after the workers and the optimizer have stopped: flushes every write
         log.info("vector store: %s", s.store_backend.value)
         optimizer = BackgroundOptimizer(
@@ -154,6 +155,7 @@ class Program:
             claim_idle_ms=s.claim_idle_ms,
             max_deliveries=s.max_deliveries,
             max_backlog=s.max_backlog,
+            metrics=self.telemetry,
         )
         queue.ensure_group()
         return queue
@@ -162,7 +164,8 @@ class Program:
         """/metrics for this process, before any server starts, so every server's calls are counted."""
         s = self.settings
         if s.metrics_port is not None:
-            self.metrics = start_metrics_server(s.host, s.metrics_port, process_registry(queue=queue, store=store))
+            watch_process(self.telemetry.registry, queue=queue, store=store)
+            self.metrics = start_metrics_server(s.host, s.metrics_port, self.telemetry.registry)
             self._closers.append(self.metrics.stop)  # closed before the store and queue it reads (reverse order)
 
     def _serve(self, role: Role, register, service_names: Iterable[str]) -> None:
@@ -201,6 +204,7 @@ class Program:
             worker = IngestWorker(
                 queue, indexer, f"{host}-{i}", self.stopping, s.retry_backoff_s,
                 batch_garments=s.batch_garments, batch_wait_ms=s.batch_wait_ms, prepare_pool=pool,
+                metrics=self.telemetry,
             )  # fmt: skip
             self._start_thread(worker.run, f"worker-{i}")
 

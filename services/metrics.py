@@ -18,6 +18,14 @@ from wsgiref.simple_server import WSGIServer
 import grpc
 from kloset.services.interceptors import status_of, wrap_handler
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+from kloset.core.index.store import GarmentStore
+from kloset.core.ingest.queue import IngestQueue
 
 log = logging.getLogger(__name__)
 
@@ -102,3 +110,75 @@ def start_metrics_server(host: str, port: int, registry: CollectorRegistry) -> M
     bound = httpd.server_port
     log.info("metrics at http://%s:%d/metrics", host, bound)
     return MetricsServer(interceptor=interceptor, port=bound, _httpd=httpd, _thread=thread)
+
+
+def watch_process(
+    registry: CollectorRegistry, queue: IngestQueue | None = None, store: GarmentStore | None = None
+) -> None:
+    """Add to registry (a Program's, holding the core's Metrics) the process itself, and the queue's depth and
+    the catalog's size when this process holds them: read from the live queue and store at each scrape."""
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    if queue is not None:
+        registry.register(QueueCollector(queue))
+    if store is not None:
+        registry.register(CatalogCollector(store))
+
+
+class QueueCollector(Collector):
+    """The ingest queue's depth, read from Redis at each scrape (one round trip)."""
+
+    def __init__(self, queue: IngestQueue) -> None:
+        self._queue = queue
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(_queue_families())
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            stats = self._queue.stats()
+        except Exception as exc:  # a scrape must not fail because Redis is away: the series go missing instead
+            log.warning("metrics: no queue depth this scrape: %s", exc)
+            return iter(())
+        queued, pending, dead = _queue_families()
+        queued.add_metric([], stats.queued)
+        pending.add_metric([], stats.pending)
+        dead.add_metric([], stats.dead_lettered)
+        return iter((queued, pending, dead))
+
+
+def _queue_families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+    return (
+        GaugeMetricFamily("kloset_queue_queued_jobs", "Jobs in the queue not yet delivered to a worker."),
+        GaugeMetricFamily("kloset_queue_pending_jobs", "Jobs delivered to a worker and not yet acknowledged."),
+        GaugeMetricFamily("kloset_queue_dead_letter_jobs", "Jobs in the dead letters."),
+    )
+
+
+class CatalogCollector(Collector):
+    """Garments per model_version, read from the store's payload index at each scrape (a facet count)."""
+
+    def __init__(self, store: GarmentStore) -> None:
+        self._store = store
+
+    def describe(self) -> Iterator[Metric]:
+        return iter([_catalog_family()])
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            versions = self._store.model_versions()
+        except Exception as exc:  # the store away or closing: the series go missing instead of the scrape failing
+            log.warning("metrics: no catalog size this scrape: %s", exc)
+            return iter(())
+        family = _catalog_family()
+        for version, count in sorted(versions.items()):
+            family.add_metric([version], count)
+        return iter([family])
+
+
+def _catalog_family() -> GaugeMetricFamily:
+    return GaugeMetricFamily(
+        "kloset_catalog_garments", "Garments in the catalog, by the model version that indexed them.",
+        labels=["model_version"],
+    )  # fmt: skip

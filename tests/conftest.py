@@ -10,6 +10,7 @@ import pytest
 from kloset.core.config import Role, Settings
 from kloset.core.ingest.embedded_redis import EmbeddedRedis
 from kloset.core.ingest.queue import IngestQueue, connect
+from kloset.core.telemetry import Metrics
 
 CCP_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "ccp"
 TINY_INPUT_SIZE = 32
@@ -66,9 +67,16 @@ def redis_url(tmp_path_factory) -> Iterator[str]:
 
 
 @pytest.fixture
-def queue(redis_url) -> IngestQueue:
-    """A queue on its own stream, so tests never see each other's jobs."""
-    q = IngestQueue(connect(redis_url), stream=f"test:{uuid.uuid4().hex[:8]}", claim_idle_ms=200, max_deliveries=3)
+def metrics() -> Metrics:
+    """The test's own metrics, in a registry of their own: no other test's jobs or calls are counted in them."""
+    return Metrics()
+
+
+@pytest.fixture
+def queue(redis_url, metrics) -> IngestQueue:
+    """A queue on its own stream, so tests never see each other's jobs; it counts into the test's metrics."""
+    stream = f"test:{uuid.uuid4().hex[:8]}"
+    q = IngestQueue(connect(redis_url), stream=stream, claim_idle_ms=200, max_deliveries=3, metrics=metrics)
     q.ensure_group()
     return q
 

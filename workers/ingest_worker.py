@@ -16,7 +16,7 @@ from kloset.core.classifier import DEFAULT_BATCH_GARMENTS, DEFAULT_BATCH_WAIT_MS
 from kloset.core.errors import InvalidInput, NotFound, Unavailable
 from kloset.core.index.indexing import GarmentIndexer, PreparedJob
 from kloset.core.ingest.queue import Delivery, IngestQueue
-from kloset.core.telemetry import STAGE_ACK, STAGE_INDEX, STAGE_PREPARE, STAGE_QUEUE
+from kloset.core.telemetry import Metrics
 
 log = logging.getLogger(__name__)
 _MAX_BACKOFF_S = 30.0
@@ -35,8 +35,10 @@ class IngestWorker:
         batch_garments: int = DEFAULT_BATCH_GARMENTS,
         batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS,
         prepare_pool: Executor | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
-        """prepare_pool: where jobs are prepared (shared by the workers of a process); None prepares in this thread."""
+        """prepare_pool: where jobs are prepared (shared by the workers of a process); None prepares in this thread.
+        metrics: where the stages' times go (the Program's)."""
         self._queue = queue
         self._indexer = indexer
         self.consumer = consumer
@@ -46,6 +48,7 @@ class IngestWorker:
         self._batch_wait_s = batch_wait_ms / 1000
         self._pool = prepare_pool
         self._failures_in_a_row = 0
+        self._metrics = metrics or Metrics()
 
     def run(self) -> None:
         """Loop until stopped; a batch in progress is finished (or left pending) before returning."""
@@ -99,7 +102,7 @@ class IngestWorker:
         now = time.time()
         for delivery in live:
             if delivery.deliveries == 1:  # a retry's wait is its backoff, not the queue's
-                STAGE_QUEUE.observe(max(0.0, now - delivery.queued_at))
+                self._metrics.stage_queue.observe(max(0.0, now - delivery.queued_at))
             self._queue.mark_processing(delivery)
         retried = False
         ready: list[tuple[Delivery, PreparedJob]] = []
@@ -118,7 +121,7 @@ class IngestWorker:
     def _index(self, ready: list[tuple[Delivery, PreparedJob]]) -> bool:
         """One forward pass and one upsert for the batch, then each job acknowledged; True if any is retried."""
         try:
-            with STAGE_INDEX.time():
+            with self._metrics.stage_index.time():
                 outcomes = self._indexer.index_batch([prepared for _, prepared in ready])
         except Exception as exc:  # store or attribute service down, or a bug: retry the batch later, never ack
             for delivery, _ in ready:
@@ -169,7 +172,7 @@ class IngestWorker:
     def _complete(self, delivery: Delivery, item_ids: list[str]) -> bool:
         with _job_scope(delivery):
             try:
-                with STAGE_ACK.time():
+                with self._metrics.stage_ack.time():
                     self._queue.complete(delivery, item_ids)
             except Exception:  # e.g. Redis went away while acknowledging: the entry stays pending, the store has it
                 log.exception("%s: job %s left pending", self.consumer, delivery.job_id)
@@ -182,7 +185,7 @@ class IngestWorker:
 
         def attempt(spec):
             try:
-                with STAGE_PREPARE.time():
+                with self._metrics.stage_prepare.time():
                     return prepare(spec)
             except Exception as exc:
                 return exc

@@ -75,13 +75,13 @@ def measure_segmenter(settings: Settings, seconds: float = 5.0) -> dict | None:
     from kloset.core.models.backbone import preprocess
     from kloset.core.models.lite import LiteForward, convert
     from kloset.core.models.runtime import ModelRuntime, RunOptions, graph_forward, thread_counts
-    from kloset.core.models.segmenter import Segmenter, segmenter_network
+    from kloset.core.models.segmenter import Segmenter
 
     try:
         segmenter = Segmenter.load(settings.segmenter_dir, settings.backbone_weights, RunOptions(ModelRuntime.TF_GRAPH))
     except ModelError:
         return None
-    network = segmenter_network(segmenter._encoder, segmenter._decoder)
+    network = segmenter.network()
     threads = thread_counts(settings.tf_intra_op_threads, settings.tf_inter_op_threads)[0]
     forwards = {"tf_graph": graph_forward(network), "tflite": LiteForward(convert(network), threads)}
     height, width = segmenter.info.height, segmenter.info.width

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import grpc
 import pytest
+from kloset.services.channels import RETRIED_CALLS, open_channel, service_config
 
 from kloset.core.config import Settings
-from kloset.services.channels import RETRIED_CALLS, open_channel, service_config
 from kloset.v1 import attribute_pb2, attribute_pb2_grpc, search_pb2, search_pb2_grpc
 
 README = Path(__file__).resolve().parents[2] / "README.md"

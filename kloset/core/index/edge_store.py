@@ -36,7 +36,7 @@ from kloset.core.index.store import (
     point_id,
     vector_list,
 )
-from kloset.core.telemetry import STORE_SEARCH, STORE_UPSERT
+from kloset.core.telemetry import Metrics, timed
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,10 @@ _FLOAT32_KB = 4 / 1024
 class EdgeGarmentStore:
     """GarmentStore on a Qdrant Edge shard folder (one process per folder)."""
 
-    def __init__(self, folder: ShardFolder, dim: int, color_dim: int, tuning: EdgeTuning) -> None:
+    def __init__(
+        self, folder: ShardFolder, dim: int, color_dim: int, tuning: EdgeTuning, metrics: Metrics | None = None
+    ) -> None:
+        self.metrics = metrics or Metrics()  # the Program's: search and upsert times
         self._folder = folder
         self._sizes = {VISUAL: dim, COLOR: color_dim}
         self._tuning = tuning
@@ -72,8 +75,10 @@ class EdgeGarmentStore:
         self.last_write = 0.0  # time.monotonic() of the last upsert or delete: the optimizer waits for quiet
 
     @classmethod
-    def open(cls, *, path: str, dim: int, color_dim: int, tuning: EdgeTuning | None = None) -> "EdgeGarmentStore":
-        return cls(ShardFolder(Path(path)), dim, color_dim, tuning or EdgeTuning())
+    def open(
+        cls, *, path: str, dim: int, color_dim: int, tuning: EdgeTuning | None = None, metrics: Metrics | None = None
+    ) -> "EdgeGarmentStore":
+        return cls(ShardFolder(Path(path)), dim, color_dim, tuning or EdgeTuning(), metrics)
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -154,7 +159,7 @@ class EdgeGarmentStore:
             except (RuntimeError, ValueError) as exc:
                 raise Unavailable(f"Qdrant Edge failed: {exc}") from None
 
-    @STORE_SEARCH.time()
+    @timed("store_search")
     def candidates(
         self, vector: np.ndarray, using: str, where: StoreFilter, limit: int, *, exact: bool = False
     ) -> list[Candidate]:
@@ -217,7 +222,7 @@ class EdgeGarmentStore:
 
     # -- writes ------------------------------------------------------------------------------------------------
 
-    @STORE_UPSERT.time()
+    @timed("store_upsert")
     def upsert(self, garments: Sequence[CatalogGarment]) -> None:
         if garments:
             self._write(qe.UpdateOperation.upsert_points(_points(garments)), [point_id(g.item_id) for g in garments])

@@ -28,7 +28,7 @@ from kloset.core.index.store import (
     point_id,
     vector_list,
 )
-from kloset.core.telemetry import STORE_SEARCH, STORE_UPSERT
+from kloset.core.telemetry import Metrics, timed
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +52,10 @@ class QdrantGarmentStore:
 
     def __init__(
         self, client: QdrantClient, collection: str, dim: int | None, color_dim: int | None, *, local: bool,
-        layout: CollectionLayout = CollectionLayout(),
+        layout: CollectionLayout = CollectionLayout(), metrics: Metrics | None = None,
     ) -> None:  # fmt: skip
         """dim and color_dim None: open an existing catalog with whatever vectors it holds (migrate-store)."""
+        self.metrics = metrics or Metrics()  # the Program's: search and upsert times
         self._client = client
         self._collection = collection  # the alias (or a legacy plain collection) every point call names
         self._layout = layout
@@ -68,7 +69,7 @@ class QdrantGarmentStore:
     @classmethod
     def open(cls, *, url: str | None, api_key: str | None, path: str, collection: str, dim: int | None,
              color_dim: int | None, layout: CollectionLayout = CollectionLayout(),
-             verify: ssl.SSLContext | None = None):  # fmt: skip
+             verify: ssl.SSLContext | None = None, metrics: Metrics | None = None):  # fmt: skip
         """Connect to a server when url is given (https when the URL says so, trusting verify's roots), else open
         (and lock) a local-mode folder."""
         try:
@@ -79,7 +80,7 @@ class QdrantGarmentStore:
         except RuntimeError as exc:  # local mode: folder already opened by another process
             raise Unavailable(f"cannot open Qdrant local storage at {path}: {exc}") from None
         try:
-            return cls(client, collection, dim, color_dim, local=url is None, layout=layout)
+            return cls(client, collection, dim, color_dim, local=url is None, layout=layout, metrics=metrics)
         except Exception:
             client.close()  # local mode holds the folder's lock until closed
             raise
@@ -178,7 +179,7 @@ class QdrantGarmentStore:
         """A new, empty collection beside the one the alias names."""
         return QdrantRebuild(self, self._create_collection())
 
-    @STORE_UPSERT.time()
+    @timed("store_upsert")
     def upsert(self, garments: Sequence[CatalogGarment]) -> None:
         self._upsert_into(self._collection, garments)
 
@@ -194,7 +195,7 @@ class QdrantGarmentStore:
         if points:
             self._call(self._client.upsert, collection, points=points, wait=True)
 
-    @STORE_SEARCH.time()
+    @timed("store_search")
     def candidates(self, vector, using: str, where: StoreFilter, limit: int, *, exact: bool = False) -> list[Candidate]:
         other = COLOR if using == VISUAL else VISUAL
         response = self._call(

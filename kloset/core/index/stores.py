@@ -9,20 +9,24 @@ from kloset.core.garments.color import COLOR_VECTOR_DIM
 from kloset.core.index.migration import refuse_unmigrated
 from kloset.core.index.store import GarmentStore, StoreBackend
 from kloset.core.models.backbone import EMBEDDING_DIM
+from kloset.core.telemetry import Metrics
 
 if TYPE_CHECKING:  # qdrant-client is imported only when a Qdrant server or local mode is used
     from kloset.core.index.qdrant_store import CollectionLayout
 
 
-def open_store(settings: Settings, dim: int = EMBEDDING_DIM, color_dim: int = COLOR_VECTOR_DIM) -> GarmentStore:
-    """Open the configured backend; the caller closes it (which flushes every write)."""
+def open_store(
+    settings: Settings, dim: int = EMBEDDING_DIM, color_dim: int = COLOR_VECTOR_DIM, metrics: Metrics | None = None
+) -> GarmentStore:
+    """Open the configured backend, timing its calls into metrics (a Program's); the caller closes it (which
+    flushes every write)."""
     backend = settings.store_backend
     if backend is StoreBackend.EDGE:
         from kloset.core.index.edge_store import EdgeGarmentStore
 
         refuse_unmigrated(settings)
         return EdgeGarmentStore.open(path=str(settings.edge_root), dim=dim, color_dim=color_dim,
-                                     tuning=settings.edge_tuning)  # fmt: skip
+                                     tuning=settings.edge_tuning, metrics=metrics)  # fmt: skip
     from kloset.core.index.qdrant_store import QdrantGarmentStore
 
     return QdrantGarmentStore.open(
@@ -34,6 +38,7 @@ def open_store(settings: Settings, dim: int = EMBEDDING_DIM, color_dim: int = CO
         color_dim=color_dim,
         layout=collection_layout(settings),
         verify=ssl.create_default_context(cafile=str(settings.tls_ca)) if settings.tls_ca else None,
+        metrics=metrics,
     )
 
 

@@ -18,7 +18,7 @@ import redis
 
 from kloset.core import request_context
 from kloset.core.errors import NotFound, Overloaded, Unavailable, quoted
-from kloset.core.telemetry import JOBS_DONE, JOBS_FAILED, JOBS_RETRIED
+from kloset.core.telemetry import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +134,10 @@ class IngestQueue:
         claim_idle_ms: int = 60_000,
         max_deliveries: int = 5,
         max_backlog: int = 10_000,
+        metrics: Metrics | None = None,
     ) -> None:
         self._redis = client
+        self._metrics = metrics or Metrics()
         self.stream = stream
         self.dead_letter_stream = f"{stream}:dead"
         self.group = group
@@ -332,7 +334,7 @@ class IngestQueue:
             tx.xack(self.stream, self.group, entry_id)
             tx.xdel(self.stream, entry_id)
             tx.execute()
-        JOBS_FAILED.inc()
+        self._metrics.jobs_failed.inc()
 
     def job_exists(self, job_id: str) -> bool:
         """Whether the job's record is still kept (KLOSET_JOB_TTL_S)."""
@@ -364,7 +366,7 @@ class IngestQueue:
             tx.xack(self.stream, self.group, delivery.entry_id)
             tx.xdel(self.stream, delivery.entry_id)
             tx.execute()
-        JOBS_DONE.inc()
+        self._metrics.jobs_done.inc()
 
     def fail(self, delivery: Delivery, reason: str) -> None:
         """Move a job that cannot succeed to the dead letters (before acknowledging it) and record why."""
@@ -375,7 +377,7 @@ class IngestQueue:
     def note_error(self, delivery: Delivery, reason: str) -> None:
         """Record a transient failure; the entry stays pending and is retried after the claim idle time."""
         self._update(delivery.job_id, state=JobState.QUEUED, error=reason, attempts=delivery.deliveries)
-        JOBS_RETRIED.inc()
+        self._metrics.jobs_retried.inc()
 
     def dead_letters(self, limit: int = 100) -> tuple[list[DeadLetter], int]:
         """The oldest dead letters (at most limit) and how many there are."""

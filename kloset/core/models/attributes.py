@@ -29,7 +29,7 @@ from kloset.core.models.backbone import (
 )
 from kloset.core.models.predictions import GarmentPrediction
 from kloset.core.models.runtime import RunOptions, forward_of
-from kloset.core.telemetry import ATTRIBUTE_FORWARD
+from kloset.core.telemetry import Metrics
 
 INFO_FILE = "model.json"
 HEADS_FILE = "heads.weights.h5"
@@ -173,6 +173,7 @@ class AttributeModel:
         batch_size: int = DEFAULT_BATCH_SIZE,
         runtime: RunOptions | None = None,
         mirror: bool = False,
+        metrics: Metrics | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -186,6 +187,7 @@ class AttributeModel:
         self.mirror = mirror
         self._lock = threading.Lock()
         self._forward = forward_of(network, self.runtime)
+        self._forward_seconds = (metrics or Metrics()).attribute_forward
 
     @property
     def views(self) -> int:
@@ -208,13 +210,14 @@ class AttributeModel:
         batch_size: int = DEFAULT_BATCH_SIZE,
         runtime: RunOptions | None = None,
         mirror: bool = False,
+        metrics: Metrics | None = None,
     ) -> "AttributeModel":
         """Load model.json + heads; raise ModelError with a clear message if anything is missing or off."""
         info = read_info(model_dir)
         heads = build_heads()
         load_checked_weights(heads, model_dir / HEADS_FILE, info.heads_sha256, INFO_FILE)
         backbone = build_backbone(info.input_size, default_weights_path(backbone_weights))
-        return cls(info, build_attribute_network(backbone, heads), batch_size, runtime, mirror)
+        return cls(info, build_attribute_network(backbone, heads), batch_size, runtime, mirror, metrics)
 
     def warm_up(self) -> None:
         """Trace the graph and size its buffers now, so the first request (or ingest batch) is not seconds slower."""
@@ -238,7 +241,7 @@ class AttributeModel:
         pixels = np.stack([i.pixels for i in inputs])
         views = np.concatenate([pixels, pixels[:, :, ::-1]]) if self.mirror else pixels
         stats = np.stack([i.color_stats for i in inputs])
-        with self._lock, ATTRIBUTE_FORWARD.time():
+        with self._lock, self._forward_seconds.time():
             out = self._forward(image=preprocess(views), color_stats=np.concatenate([stats] * self.views))
         n = len(inputs)
         category_p = _mean_of_views(out["category"], n)

@@ -25,7 +25,7 @@ from kloset.core.models.attributes import file_sha256, load_checked_weights
 from kloset.core.models.backbone import NAME as BACKBONE
 from kloset.core.models.backbone import STRIDE, TAPS, build_network, default_weights_path, preprocess
 from kloset.core.models.runtime import RunOptions, forward_of
-from kloset.core.telemetry import SEGMENTER_FORWARD
+from kloset.core.telemetry import Metrics
 
 INFO_FILE = "segmenter.json"
 WEIGHTS_FILE = "decoder.weights.h5"
@@ -163,14 +163,24 @@ class Segmenter:
     """Loaded decoder plus encoder; safe to share between threads."""
 
     def __init__(
-        self, info: SegmenterInfo, encoder: keras.Model, decoder: keras.Model, runtime: RunOptions | None = None
+        self,
+        info: SegmenterInfo,
+        encoder: keras.Model,
+        decoder: keras.Model,
+        runtime: RunOptions | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.info = info
+        self._forward_seconds = (metrics or Metrics()).segmenter_forward
         self._encoder = encoder
         self._decoder = decoder
         self._lock = threading.Lock()
         self.runtime = runtime or RunOptions()
-        self._forward = forward_of(segmenter_network(encoder, decoder), self.runtime)
+        self._forward = forward_of(self.network(), self.runtime)
+
+    def network(self) -> keras.Model:
+        """Encoder and decoder as one network, photo in and class scores out: what a runtime converts and runs."""
+        return segmenter_network(self._encoder, self._decoder)
 
     @property
     def version(self) -> str:
@@ -178,7 +188,11 @@ class Segmenter:
 
     @classmethod
     def load(
-        cls, model_dir: Path, backbone_weights: Path | None = None, runtime: RunOptions | None = None
+        cls,
+        model_dir: Path,
+        backbone_weights: Path | None = None,
+        runtime: RunOptions | None = None,
+        metrics: Metrics | None = None,
     ) -> "Segmenter":
         """Load segmenter.json + decoder weights; ModelError with a clear message if anything is missing or off."""
         path = model_dir / INFO_FILE
@@ -196,7 +210,7 @@ class Segmenter:
         encoder = build_encoder(info.height, info.width, default_weights_path(backbone_weights))
         decoder = build_decoder(info.height, info.width, encoder_channels(encoder))
         load_checked_weights(decoder, model_dir / WEIGHTS_FILE, info.weights_sha256, INFO_FILE)
-        return cls(info, encoder, decoder, runtime)
+        return cls(info, encoder, decoder, runtime, metrics)
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
         """(H, W, 3) class probabilities for a photo of any size."""
@@ -206,7 +220,7 @@ class Segmenter:
         # The photo and its mirror image in one batch, their answers averaged (mirroring was the training
         # augmentation, so the model should agree with itself; where it does not, averaging hedges).
         batch = preprocess(np.stack([placed, placed[:, ::-1]]))
-        with self._lock, SEGMENTER_FORWARD.time():
+        with self._lock, self._forward_seconds.time():
             logits = self._forward(image=batch)["logits"]
         probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
         probs /= probs.sum(axis=-1, keepdims=True)
