@@ -22,8 +22,8 @@ from kloset.bench.memory import PeakMemory
 from kloset.core.errors import KlosetError
 from kloset.core.garments.color import COLOR_VECTOR_DIM
 from kloset.core.garments.labels import CATEGORIES, CATEGORY_GROUP, COLORS, Group
-from kloset.core.index.edge_store import EdgeGarmentStore
-from kloset.core.index.edge_tuning import EdgeTuning
+from kloset.core.index.edge.store import EdgeGarmentStore
+from kloset.core.index.edge.tuning import EdgeTuning
 from kloset.core.index.qdrant_store import QdrantGarmentStore
 from kloset.core.index.store import VISUAL, CatalogGarment, GarmentStore, StoreFilter
 from kloset.core.models.backbone import EMBEDDING_DIM

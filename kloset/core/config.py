@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from kloset.core.index.edge_tuning import EdgeTuning, Quantization
+from kloset.core.index.edge.tuning import EdgeTuning, Quantization
 from kloset.core.index.ranking import FilterPolicy, RankingWeights
 from kloset.core.index.store import StoreBackend
 from kloset.core.limits import InputLimits

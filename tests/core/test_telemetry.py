@@ -7,7 +7,7 @@ from kloset.services.metrics import watch_process
 from prometheus_client import generate_latest
 
 from kloset.core.garments.labels import Group
-from kloset.core.index.edge_store import EdgeGarmentStore
+from kloset.core.index.edge.store import EdgeGarmentStore
 from kloset.core.index.store import VISUAL, CatalogGarment, StoreFilter
 from kloset.core.ingest.queue import IngestQueue, JobSpec, connect
 from kloset.core.telemetry import Metrics

@@ -59,7 +59,7 @@ class MigrationReport:
 def migrate_store(settings: Settings, progress: Callable[[int, int], None] = lambda done, total: None):
     """Copy every garment (vectors and payload, same ids) from local mode into Edge, build its index, mark the old
     folder migrated; safe to run again after an interruption (upserts by stable id)."""
-    from kloset.core.index.edge_store import EdgeGarmentStore
+    from kloset.core.index.edge.store import EdgeGarmentStore
     from kloset.core.index.qdrant_store import QdrantGarmentStore
 
     if not _holds_catalog(settings):

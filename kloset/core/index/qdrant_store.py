@@ -16,7 +16,7 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from kloset.core.errors import ModelError, Unavailable
-from kloset.core.index.edge_tuning import Quantization
+from kloset.core.index.edge.tuning import Quantization
 from kloset.core.index.store import (
     COLOR,
     MAX_MODEL_VERSIONS,
@@ -361,15 +361,7 @@ class QdrantRebuild:
 
 
 def _filter(where: StoreFilter) -> models.Filter:
-    must = [
-        models.FieldCondition(key=key, match=models.MatchAny(any=list(values)))
-        for key, values in (
-            ("group", [g.value for g in where.groups]),
-            ("category", where.categories),
-            ("color", where.colors),
-            ("photo_id", where.photos),
-        )
-        if values
-    ]
-    must_not = [models.HasIdCondition(has_id=[point_id(i) for i in where.exclude_items])] if where.exclude_items else []
-    return models.Filter(must=must, must_not=must_not)
+    """StoreFilter's conditions as a qdrant-client filter (an empty one restricts nothing)."""
+    must = [models.FieldCondition(key=key, match=models.MatchAny(any=values)) for key, values in where.matches()]
+    excluded = where.excluded_points()
+    return models.Filter(must=must, must_not=[models.HasIdCondition(has_id=excluded)] if excluded else [])

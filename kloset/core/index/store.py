@@ -110,6 +110,21 @@ class StoreFilter:
     photos: tuple[str, ...] = ()
     exclude_items: tuple[str, ...] = field(default_factory=tuple)
 
+    def matches(self) -> list[tuple[str, list[str]]]:
+        """Each payload field this filter restricts, with the values it may take: what every backend translates
+        into its own filter (one condition per field, any of its values)."""
+        fields = (
+            ("group", [g.value for g in self.groups]),
+            ("category", list(self.categories)),
+            ("color", list(self.colors)),
+            ("photo_id", list(self.photos)),
+        )
+        return [(key, values) for key, values in fields if values]
+
+    def excluded_points(self) -> list[str]:
+        """The point ids of the garments left out (SearchByItem leaves out the garment it searches by)."""
+        return [point_id(item_id) for item_id in self.exclude_items]
+
 
 @dataclass(frozen=True)
 class Candidate:

@@ -22,7 +22,7 @@ def open_store(
     flushes every write)."""
     backend = settings.store_backend
     if backend is StoreBackend.EDGE:
-        from kloset.core.index.edge_store import EdgeGarmentStore
+        from kloset.core.index.edge.store import EdgeGarmentStore
 
         refuse_unmigrated(settings)
         return EdgeGarmentStore.open(path=str(settings.edge_root), dim=dim, color_dim=color_dim,

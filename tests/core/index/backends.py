@@ -1,6 +1,6 @@
 """The store backends every contract test runs against, opened the same way."""
 
-from kloset.core.index.edge_store import EdgeGarmentStore
+from kloset.core.index.edge.store import EdgeGarmentStore
 from kloset.core.index.qdrant_store import QdrantGarmentStore
 
 BACKENDS = ("edge", "local")

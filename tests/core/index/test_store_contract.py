@@ -42,6 +42,13 @@ def test_point_id_is_uuid5_of_the_item_id_and_stable():
     assert photo_of("shop/0001/top") == "shop/0001" and photo_of("plain") == "plain"
 
 
+def test_a_filter_names_each_restricted_field_once_and_the_points_it_leaves_out():
+    where = StoreFilter(groups=(Group.TOP,), colors=("white", "black"), exclude_items=("a/top",))
+    assert where.matches() == [("group", ["top"]), ("color", ["white", "black"])]
+    assert where.excluded_points() == [point_id("a/top")]
+    assert StoreFilter().matches() == [] and StoreFilter().excluded_points() == []
+
+
 def test_upserting_the_same_item_twice_keeps_one_point(store):
     store.upsert([garment("a/top"), garment("b/top")])
     store.upsert([garment("a/top", color="black")])

@@ -107,7 +107,7 @@ def test_a_garment_missing_from_the_catalog_is_queued_again_and_force_always_que
     """Issue 17 (5): content dedup answered "duplicate" for a week for a photo whose garments had been deleted
     (or lost with their store), so re-running `kloset ingest` could not bring them back."""
     from kloset.core.garments.labels import Group
-    from kloset.core.index.edge_store import EdgeGarmentStore
+    from kloset.core.index.edge.store import EdgeGarmentStore
     from kloset.core.index.store import CatalogGarment
 
     store = EdgeGarmentStore.open(path=str(tmp_path / "edge"), dim=4, color_dim=2)

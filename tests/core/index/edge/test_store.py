@@ -10,7 +10,7 @@ import pytest
 
 from kloset.core.errors import Unavailable
 from kloset.core.garments.labels import Group
-from kloset.core.index.edge_store import EdgeGarmentStore
+from kloset.core.index.edge.store import EdgeGarmentStore
 from kloset.core.index.optimizer import BackgroundOptimizer
 from kloset.core.index.store import VISUAL, CatalogGarment, StoreFilter
 
@@ -133,14 +133,14 @@ def test_a_write_is_on_disk_before_it_returns_so_a_kill_before_the_ack_loses_not
     folder = tmp_path / "edge"
     child = f"""
 import os, signal
-from tests.core.index.test_edge_store import garments, DIM
-from kloset.core.index.edge_store import EdgeGarmentStore
+from tests.core.index.edge.test_store import garments, DIM
+from kloset.core.index.edge.store import EdgeGarmentStore
 store = EdgeGarmentStore.open(path={str(folder)!r}, dim=DIM, color_dim=2)
 store.upsert(garments(7))
 os.kill(os.getpid(), signal.SIGKILL)  # where the worker would ack
 """
     result = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120,
-                            cwd=str(Path(__file__).resolve().parents[3]))  # fmt: skip
+                            cwd=str(Path(__file__).resolve().parents[4]))  # fmt: skip
     assert result.returncode == -9, result.stderr
     s = EdgeGarmentStore.open(path=str(folder), dim=DIM, color_dim=2)
     try:
@@ -174,9 +174,9 @@ def test_the_background_optimizer_waits_for_quiet_then_runs_once(store):
 
 _KILLED_AT = """
 import os, signal, sys
-from tests.core.index.test_edge_store import garments, DIM
-from kloset.core.index import edge_compaction, edge_store
-from kloset.core.index.edge_store import EdgeGarmentStore
+from tests.core.index.edge.test_store import garments, DIM
+from kloset.core.index.edge import compaction as edge_compaction
+from kloset.core.index.edge.store import EdgeGarmentStore
 
 step = sys.argv[1]
 store = EdgeGarmentStore.open(path=sys.argv[2], dim=DIM, color_dim=2)
@@ -225,7 +225,7 @@ def test_a_kill_at_any_step_of_an_optimize_keeps_every_acknowledged_garment_once
 
     folder = tmp_path / "edge"
     result = subprocess.run([sys.executable, "-c", _KILLED_AT, step, str(folder)], capture_output=True, text=True,
-                            timeout=300, cwd=str(Path(__file__).resolve().parents[3]))  # fmt: skip
+                            timeout=300, cwd=str(Path(__file__).resolve().parents[4]))  # fmt: skip
     assert result.returncode == -9, result.stderr[-2000:]
     s = EdgeGarmentStore.open(path=str(folder), dim=DIM, color_dim=2)
     try:

@@ -7,9 +7,10 @@ import numpy as np
 import qdrant_edge as qe
 
 from kloset.core.garments.labels import Group
-from kloset.core.index.edge_store import KEYWORD_FIELDS, EdgeGarmentStore
+from kloset.core.index.edge.layout import KEYWORD_FIELDS
+from kloset.core.index.edge.store import EdgeGarmentStore
 from kloset.core.index.store import COLOR, VISUAL, CatalogGarment, StoreFilter, point_id, vector_list
-from tests.core.index.test_edge_store import DIM, garments
+from tests.core.index.edge.test_store import DIM, garments
 
 CLUSTERS = 25
 PER_CLUSTER = 100  # 2,500 points: past Qdrant's indexing threshold at 1,280-d, so a graph and int8 copy are built

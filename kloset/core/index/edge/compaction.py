@@ -1,7 +1,7 @@
 """Building a Qdrant Edge shard's HNSW index out of process, and the folder of shard generations it needs.
 
 `EdgeShard.optimize()` holds the GIL until it returns (75 s for 100k garments on 2 cores), so it runs here in a
-child process (`python -m kloset.core.index.edge_compaction DIR`) on a copy of the live shard. Writes made while
+child process (`python -m kloset.core.index.edge.compaction DIR`) on a copy of the live shard. Writes made while
 it runs are recorded and replayed onto the copy before it goes live. A crash at any point leaves CURRENT naming
 a complete shard; a half-built copy is removed at the next start.
 """

@@ -6,12 +6,12 @@ the HNSW index is another matter: `EdgeShard.optimize()` holds Python's GIL for 
 points), which would freeze every request of the process. So `optimize()` here copies the live shard, optimizes
 the copy in a child process, replays the writes made meanwhile onto it, and swaps it in (edge_compaction.py).
 
-A reindex builds a new, empty generation beside the live one (EdgeRebuild): every live write is applied to both,
-the new shard is optimized the same way, and CURRENT is switched to it.
+A reindex builds a new, empty generation beside the live one (rebuild.py): every live write is applied to both,
+the new shard is optimized the same way, and CURRENT is switched to it. How a shard is configured and how a
+garment, a search and a filter are put to it is layout.py.
 """
 
 import logging
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -22,9 +22,11 @@ import numpy as np
 import qdrant_edge as qe
 
 from kloset.core.errors import ModelError, Unavailable
-from kloset.core.index.edge_compaction import Compaction, ShardFolder
-from kloset.core.index.edge_references import ShardReaders
-from kloset.core.index.edge_tuning import EdgeTuning, Quantization
+from kloset.core.index.edge.compaction import Compaction, ShardFolder
+from kloset.core.index.edge.layout import create_shard, points, search_params, shard_config, shard_filter
+from kloset.core.index.edge.rebuild import EdgeRebuild
+from kloset.core.index.edge.references import ShardReaders
+from kloset.core.index.edge.tuning import EdgeTuning
 from kloset.core.index.store import (
     COLOR,
     MAX_MODEL_VERSIONS,
@@ -40,17 +42,6 @@ from kloset.core.telemetry import Metrics, timed
 
 log = logging.getLogger(__name__)
 
-# Payload fields search filters on; keyword indexes let the planner estimate a filter's size.
-KEYWORD_FIELDS = ("item_id", "photo_id", "group", "category", "color", "model_version")
-# The fields whose values get HNSW links of their own (payload_m), so a search filtered by them walks a graph
-# that stays connected inside the filter. Each such field costs about one more graph build in the optimize (its
-# values partition the catalog), so only category: a category can be a few percent of the catalog, where the
-# main graph alone loses its way. A group is a third of it or more (the main graph finds it), a color is filtered
-# only with a category (an intersection that small is scanned exactly), a model version is the whole catalog
-# again and a photo a few garments.
-HNSW_FIELDS = ("category",)
-_FLOAT32_KB = 4 / 1024
-
 
 class EdgeGarmentStore:
     """GarmentStore on a Qdrant Edge shard folder (one process per folder)."""
@@ -62,8 +53,8 @@ class EdgeGarmentStore:
         self._folder = folder
         self._sizes = {VISUAL: dim, COLOR: color_dim}
         self._tuning = tuning
-        self._config = _config(dim, color_dim, tuning)
-        self._write_lock = threading.RLock()  # writes, and the swap of a compacted shard, one at a time
+        self.config = shard_config(dim, color_dim, tuning)
+        self.write_lock = threading.RLock()  # writes, and the swap of a compacted or rebuilt shard, one at a time
         self._readers = ShardReaders()  # so a swapped-out shard closes once the calls reading it are done
         self._shard = self._open_live()
         # A store made before quantization (or with other KLOSET_EDGE_* layout settings) opens as it is, every
@@ -89,13 +80,13 @@ class EdgeGarmentStore:
             live = self._folder.live()
             if live is None:
                 path = self._folder.new_generation()
-                shard = self._create_shard(path)
+                shard = create_shard(str(path), self.config)
                 self._folder.make_live(path)
                 self._folder.write_layout(self._layout())  # empty: every point it takes is stored this way
                 log.info("created Qdrant Edge shard %s", path)
             else:
                 self._check_vectors(live)
-                shard = qe.EdgeShard.load(str(live), self._config)
+                shard = qe.EdgeShard.load(str(live), self.config)
         except (OSError, RuntimeError, ValueError) as exc:
             self._folder.release()
             raise Unavailable(f"cannot open the Qdrant Edge shard in {self._folder.root}: {exc}") from None
@@ -103,14 +94,6 @@ class EdgeGarmentStore:
             self._folder.release()
             raise
         self._folder.remove_stale()
-        return shard
-
-    def _create_shard(self, path: Path) -> qe.EdgeShard:
-        shard = qe.EdgeShard.create(str(path), self._config)
-        for name in KEYWORD_FIELDS:
-            params = qe.KeywordIndexParams(enable_hnsw=name in HNSW_FIELDS)
-            shard.update(qe.UpdateOperation.create_field_index(name, params))
-        shard.flush()
         return shard
 
     def _layout(self) -> dict:
@@ -137,7 +120,7 @@ class EdgeGarmentStore:
         """Flush everything to disk and release the folder (a compaction or rebuild in progress is abandoned)."""
         if self._rebuild is not None:
             self._rebuild.abandon()
-        with self._write_lock:
+        with self.write_lock:
             if self._compaction is not None:
                 self._compaction.abandon()
                 self._compaction = None
@@ -146,7 +129,7 @@ class EdgeGarmentStore:
             self._folder.release()
 
     def flush(self) -> None:
-        with self._write_lock:
+        with self.write_lock:
             self._shard.flush()
 
     # -- reads -------------------------------------------------------------------------------------------------
@@ -167,17 +150,17 @@ class EdgeGarmentStore:
         request = qe.QueryRequest(
             limit=limit,
             query=qe.Query.Nearest(vector_list(vector), using=using),
-            filter=_filter(where),
+            filter=shard_filter(where),
             with_payload=True,
             with_vector=[other],
-            params=_search_params(self._tuning, limit, exact),
+            params=search_params(self._tuning, limit, exact),
         )
         with self._read() as shard:
             points = shard.query(request)
         return [Candidate(garment_from_point(p), float(p.score)) for p in points]
 
     def garments(self, where: StoreFilter, limit: int) -> list[CatalogGarment]:
-        request = qe.ScrollRequest(limit=limit, filter=_filter(where), with_payload=True, with_vector=True)
+        request = qe.ScrollRequest(limit=limit, filter=shard_filter(where), with_payload=True, with_vector=True)
         with self._read() as shard:
             records, _ = shard.scroll(request)
         return [garment_from_point(r) for r in records]
@@ -225,7 +208,7 @@ class EdgeGarmentStore:
     @timed("store_upsert")
     def upsert(self, garments: Sequence[CatalogGarment]) -> None:
         if garments:
-            self._write(qe.UpdateOperation.upsert_points(_points(garments)), [point_id(g.item_id) for g in garments])
+            self._write(qe.UpdateOperation.upsert_points(points(garments)), [point_id(g.item_id) for g in garments])
 
     def delete(self, item_ids: Sequence[str]) -> None:
         if item_ids:
@@ -233,7 +216,7 @@ class EdgeGarmentStore:
             self._write(qe.UpdateOperation.delete_points(ids), ids)
 
     def _write(self, operation: qe.UpdateOperation, ids: Sequence[str]) -> None:
-        with self._write_lock:
+        with self.write_lock:
             try:
                 self._shard.update(operation)
             except (RuntimeError, ValueError) as exc:
@@ -255,7 +238,7 @@ class EdgeGarmentStore:
         The live shard is copied (writes wait for the copy, reads go on), the copy optimized in a child process,
         the writes made meanwhile replayed onto it, and the copy made live; the old shard closes once idle.
         """
-        with self._write_lock:
+        with self.write_lock:
             if self._compaction is not None or self._rebuild_wanted:
                 return False  # a rebuild optimizes its new shard itself
             self._shard.flush()
@@ -264,237 +247,63 @@ class EdgeGarmentStore:
         try:
             if not compaction.run(lambda: should_stop() or self._rebuild_wanted):
                 return False
-            optimized = qe.EdgeShard.load(str(compaction.target), self._config)
+            optimized = qe.EdgeShard.load(str(compaction.target), self.config)
             try:
-                with self._write_lock:
+                with self.write_lock:
                     compaction.replay(optimized)
                     optimized.flush()
-                    old = self._make_live(optimized, compaction.target)
+                    old = self.swap_in(optimized, compaction.target)
                     self._compaction = None
-                    self._laid_out()
             except BaseException:
                 optimized.close()  # it never went live: close it before its folder is removed
                 raise
-            self._retire(old)
+            self.retire_shard(old)
             log.info("Qdrant Edge shard optimized: %s live", compaction.target.name)
             return True
         finally:
-            with self._write_lock:
+            with self.write_lock:
                 if self._compaction is compaction:
                     compaction.abandon()
                     self._compaction = None
 
-    def _make_live(self, shard: qe.EdgeShard, path: Path) -> qe.EdgeShard:
-        """Point CURRENT at path (durably), then swap shard in for searches and writes; the caller holds the write
-        lock. CURRENT first: if it cannot be written, nothing was swapped and the old shard stays live."""
+    def swap_in(self, shard: qe.EdgeShard, path: Path) -> qe.EdgeShard:
+        """Point CURRENT at path (durably), then swap shard in for searches and writes, and return the former one;
+        the caller holds the write lock. CURRENT first: if it cannot be written, nothing was swapped and the old
+        shard stays live. The new shard was optimized with this configuration: record it as the folder's layout."""
         self._folder.make_live(path)
         old, self._shard = self._shard, shard
+        self._laid_out()
         return old
 
-    def _retire(self, old: qe.EdgeShard) -> None:
+    def retire_shard(self, old: qe.EdgeShard) -> None:
         """Close a swapped-out shard once the searches still reading it are done, and delete its folder."""
         self._readers.wait_until_idle(old)
         old.close()
-        with self._write_lock:
+        with self.write_lock:
             self._folder.remove_stale(keep=self._rebuild.path if self._rebuild else None)
 
     # -- rebuild (reindex) -------------------------------------------------------------------------------------
 
-    def start_rebuild(self) -> "EdgeRebuild":
+    def start_rebuild(self) -> EdgeRebuild:
         """A new, empty generation beside the live shard; a compaction in progress is stopped first."""
-        with self._write_lock:
+        with self.write_lock:
             if self._rebuild_wanted:
                 raise Unavailable(f"a rebuild of the Qdrant Edge store in {self._folder.root} is already running")
             self._rebuild_wanted = True
         while True:  # the compaction's child is killed within a poll (0.2 s) of seeing _rebuild_wanted
-            with self._write_lock:
+            with self.write_lock:
                 if self._compaction is None:
                     path = self._folder.new_generation()
                     try:
-                        self._rebuild = EdgeRebuild(self, path, self._create_shard(path))
+                        self._rebuild = EdgeRebuild(self, path, create_shard(str(path), self.config))
                     except (OSError, RuntimeError, ValueError) as exc:
                         self._rebuild_wanted = False
                         raise Unavailable(f"cannot create a Qdrant Edge shard in {path}: {exc}") from None
                     return self._rebuild
             time.sleep(0.05)
 
-    def _end_rebuild(self, rebuild: "EdgeRebuild") -> None:
+    def end_rebuild(self, rebuild: EdgeRebuild) -> None:
         """The caller holds the write lock."""
         if self._rebuild is rebuild:
             self._rebuild = None
             self._rebuild_wanted = False
-
-
-class EdgeRebuild:
-    """A reindex's new generation of an EdgeGarmentStore: written by the reindex and by every live write (the live
-    write wins over the reindex's for the same garment), optimized out of process, then made live."""
-
-    def __init__(self, store: EdgeGarmentStore, path: Path, shard: qe.EdgeShard) -> None:
-        self.path = path
-        self._store = store
-        self._shard = shard
-        self._written: set[str] = set()  # point ids written live since the rebuild began
-        self._compaction: Compaction | None = None  # while the new shard is optimized
-        self._broken: str | None = None
-        self._ended = False
-
-    def mirror(self, operation: qe.UpdateOperation, ids: Sequence[str]) -> None:
-        """Apply a live write to the new shard too; the store's write lock is held."""
-        self._written.update(ids)
-        if self._compaction is not None:
-            self._compaction.record(operation)
-            return
-        try:
-            self._shard.update(operation)
-        except (RuntimeError, ValueError) as exc:  # the live write succeeded; this rebuild can no longer go live
-            self._broken = str(exc)
-
-    def upsert(self, garments: Sequence[CatalogGarment]) -> None:
-        with self._store._write_lock:
-            self._check()
-            fresh = [g for g in garments if point_id(g.item_id) not in self._written]
-            if fresh:
-                try:
-                    self._shard.update(qe.UpdateOperation.upsert_points(_points(fresh)))
-                except (RuntimeError, ValueError) as exc:
-                    raise Unavailable(f"Qdrant Edge refused the write to the new shard: {exc}") from None
-
-    def count(self) -> int:
-        with self._store._write_lock:
-            self._check()
-            return int(self._shard.count(qe.CountRequest(exact=True)))
-
-    def missed(self, batch: int) -> Iterator[list[CatalogGarment]]:
-        return iter(())  # every live write reached the new shard too
-
-    def go_live(self, should_stop: Callable[[], bool] = lambda: False) -> bool:
-        """Optimize the new shard in a child process (live writes recorded, then replayed), then make it live."""
-        store = self._store
-        with store._write_lock:
-            self._check()
-            self._shard.flush()
-            self._shard.close()
-            self._compaction = Compaction(self.path)
-        if not self._compaction.run(should_stop):
-            return False
-        try:
-            shard = qe.EdgeShard.load(str(self.path), store._config)
-        except (RuntimeError, ValueError) as exc:
-            raise Unavailable(f"cannot open the rebuilt Qdrant Edge shard {self.path}: {exc}") from None
-        try:
-            with store._write_lock:
-                self._compaction.replay(shard)
-                shard.flush()
-                old = store._make_live(shard, self.path)
-                store._laid_out()
-                self._ended = True
-                store._end_rebuild(self)
-        except BaseException:
-            shard.close()  # it never went live: close it before abandon() removes its folder
-            raise
-        store._retire(old)
-        log.info("Qdrant Edge store rebuilt: %s live", self.path.name)
-        return True
-
-    def retire(self) -> None:
-        """go_live already retired the former shard."""
-
-    def abandon(self) -> None:
-        with self._store._write_lock:
-            if self._ended:
-                return
-            self._ended = True
-            if self._compaction is not None:
-                self._compaction.abandon()  # kills the child, removes the folder
-            else:
-                self._shard.close()
-                shutil.rmtree(self.path, ignore_errors=True)
-            self._store._end_rebuild(self)
-
-    def _check(self) -> None:
-        if self._ended:
-            raise Unavailable(f"the rebuild in {self.path} was abandoned")
-        if self._broken is not None:
-            raise Unavailable(f"the new shard {self.path} refused a write ({self._broken}); reindex again")
-
-
-def _points(garments: Sequence[CatalogGarment]) -> list[qe.Point]:
-    return [
-        qe.Point(
-            point_id(g.item_id), {VISUAL: vector_list(g.embedding), COLOR: vector_list(g.color_vector)}, g.payload()
-        )
-        for g in garments
-    ]
-
-
-def _config(dim: int, color_dim: int, tuning: EdgeTuning) -> qe.EdgeConfig:
-    # Qdrant counts the full-scan threshold in kilobytes of the searched vector.
-    full_scan_kb = max(1, int(tuning.full_scan_points * dim * _FLOAT32_KB))
-    return qe.EdgeConfig(
-        vectors={
-            VISUAL: qe.EdgeVectorParams(
-                size=dim,
-                distance=qe.Distance.Cosine,
-                memory=_memory(tuning.vectors_on_disk),
-                quantization_config=_quantization(tuning.quantization),
-            ),
-            # The color vector rescores candidates and is searched only in rare configurations: no graph for it
-            # (m=0) halves the optimize time; a search by it is exact. It is small (a few floats): kept in RAM.
-            COLOR: qe.EdgeVectorParams(
-                size=color_dim,
-                distance=qe.Distance.Cosine,
-                hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=tuning.hnsw_ef_construct, full_scan_threshold=1),
-            ),
-        },
-        hnsw_config=qe.HnswIndexConfig(
-            m=tuning.hnsw_m,
-            ef_construct=tuning.hnsw_ef_construct,
-            full_scan_threshold=full_scan_kb,
-            payload_m=tuning.hnsw_m,
-            max_indexing_threads=tuning.indexing_threads,
-        ),
-        payload_memory=_memory(tuning.payload_on_disk),
-        max_search_threads=tuning.search_threads or None,
-    )
-
-
-def _memory(on_disk: bool) -> qe.Memory | None:
-    """Cold: on disk, mmapped, paged in on use (the kernel may drop it again); None: Qdrant's default, in RAM."""
-    return qe.Memory.Cold if on_disk else None
-
-
-def _quantization(kind: Quantization) -> qe.ScalarQuantizationConfig | qe.BinaryQuantizationConfig | None:
-    """The compressed copy of the visual vector that search walks, pinned in RAM (it is what every hop reads)."""
-    if kind == Quantization.INT8:
-        # quantile 0.99: the int8 range covers all but the extreme 1% of values (pooled ReLU features are skewed)
-        return qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=0.99, memory=qe.Memory.Pinned)
-    if kind == Quantization.BINARY:
-        return qe.BinaryQuantizationConfig(memory=qe.Memory.Pinned)
-    return None
-
-
-def _search_params(tuning: EdgeTuning, limit: int, exact: bool) -> qe.SearchParams:
-    """The graph beam, and rescoring of the quantized candidates from the float32 originals: an exact search
-    compares the originals themselves (ignore), so it stays the truth recall is measured against."""
-    quantization = None
-    if tuning.quantization != Quantization.NONE:
-        quantization = qe.QuantizationSearchParams(ignore=exact, rescore=True, oversampling=tuning.oversampling)
-    acorn = None
-    if tuning.acorn_max_selectivity > 0 and not exact:
-        acorn = qe.AcornSearchParams(enable=True, max_selectivity=tuning.acorn_max_selectivity)
-    return qe.SearchParams(hnsw_ef=max(tuning.hnsw_ef, limit), exact=exact, quantization=quantization, acorn=acorn)
-
-
-def _filter(where: StoreFilter) -> qe.Filter | None:
-    must = [
-        qe.FieldCondition(key=key, match=qe.MatchAny(any=list(values)))
-        for key, values in (
-            ("group", [g.value for g in where.groups]),
-            ("category", list(where.categories)),
-            ("color", list(where.colors)),
-            ("photo_id", list(where.photos)),
-        )
-        if values
-    ]
-    must_not = [qe.HasIdCondition({point_id(i) for i in where.exclude_items})] if where.exclude_items else []
-    return qe.Filter(must=must, must_not=must_not) if must or must_not else None

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from kloset.core.index.edge_references import ShardReaders
+from kloset.core.index.edge.references import ShardReaders
 
 # How long a check that something does NOT happen gives it: a correct ShardReaders passes whatever the value.
 _NOT_YET_S = 0.2
