@@ -246,8 +246,7 @@ class AttributeModel:
         n = len(inputs)
         category_p = _mean_of_views(out["category"], n)
         color_p = _mean_of_views(out["color"], n)
-        embedding = _mean_of_views(out["embedding"], n)
-        embedding /= np.maximum(np.linalg.norm(embedding, axis=1, keepdims=True), 1e-12)
+        embedding = _unit_rows(_mean_of_views(out["embedding"], n))
         return [
             _prediction(category_p[i], color_p[i], embedding[i], color_vector(stats[i]), inputs[i].group)
             for i in range(n)
@@ -266,6 +265,20 @@ class ModelInput:
 def model_input(crop: GarmentCrop, group: Group | None) -> ModelInput:
     """The CPU work before a forward pass (color statistics), so it can run off the model's thread."""
     return ModelInput(crop.pixels, color_features(crop.garment_pixels), group)
+
+
+def _unit_rows(embedding: np.ndarray) -> np.ndarray:
+    """Each row at unit length, whatever the network gave. A featureless crop (a flat patch the segmenter took
+    for a garment) pools to all-zero features: the TF graph normalises them to zeros, TFLite's L2_NORMALIZATION
+    to NaN, and neither is a vector a store can search by or compare (cosine of a zero vector is undefined; Qdrant
+    refuses NaN). Such a row becomes the uniform unit vector: featureless crops look alike, and like nothing else
+    in particular."""
+    embedding = np.nan_to_num(embedding, nan=0.0, posinf=0.0, neginf=0.0)
+    norms = np.linalg.norm(embedding, axis=1, keepdims=True)
+    flat = norms[:, 0] < 1e-12
+    embedding[flat] = 1.0 / np.sqrt(embedding.shape[1])
+    norms[flat] = 1.0
+    return embedding / norms
 
 
 def _mean_of_views(values: np.ndarray, n: int) -> np.ndarray:

@@ -39,6 +39,23 @@ def test_tflite_and_the_tensorflow_graph_give_the_same_predictions(tiny_model_di
     assert lite_model.version == graph_model.version  # same embeddings: a catalog needs no reindex to switch
 
 
+@pytest.mark.parametrize("runtime", list(ModelRuntime))
+def test_a_featureless_crop_gets_a_unit_embedding_on_every_runtime(tiny_model_dir, runtime):
+    """A flat gray patch pools to all-zero features in the tiny model; TFLite's L2 normalisation made that NaN
+    (a search by it was refused by Qdrant, found by the retrieval benchmark's known-answer folder)."""
+    model = AttributeModel.load(tiny_model_dir, runtime=RunOptions(runtime))
+    flat = decode_image(_gray_jpeg(), 10**7)
+    [prediction] = model.predict([crop_garment(flat, TOP, TINY_INPUT_SIZE)], [Group.TOP])
+    assert np.all(np.isfinite(prediction.embedding))
+    assert float(np.linalg.norm(prediction.embedding)) == pytest.approx(1.0, abs=1e-5)
+
+
+def _gray_jpeg() -> bytes:
+    from kloset.core.garments.images import encode_jpeg
+
+    return encode_jpeg(np.full((96, 96, 3), 130, np.uint8), quality=95)
+
+
 def test_the_segmenter_gives_the_same_probabilities_on_both_runtimes(tiny_segmenter_dir, sample_catalog):
     pixels = decode_image((sample_catalog / "images" / "0001.jpg").read_bytes(), 10**7)
     on = {rt: Segmenter.load(tiny_segmenter_dir, runtime=RunOptions(rt)).probabilities(pixels) for rt in ModelRuntime}
