@@ -11,7 +11,7 @@ from kloset.core.garments.labels import Group
 from kloset.core.garments.regions import Box, Region, make_box, make_polygon
 from kloset.core.index.ranking import FilterPolicy, Hit
 from kloset.core.index.search import GarmentResults, SearchFilter, SearchOptions
-from kloset.core.ingest.queue import DeadLetter, Job, JobState
+from kloset.core.ingest.jobs import DeadLetter, Job, JobState
 from kloset.core.limits import InputLimits
 from kloset.core.models.predictions import GarmentPrediction, top_labels
 from kloset.v1 import attribute_pb2, garment_pb2, ingest_pb2, search_pb2

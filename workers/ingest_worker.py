@@ -15,7 +15,8 @@ from kloset.core import request_context
 from kloset.core.classifier import DEFAULT_BATCH_GARMENTS, DEFAULT_BATCH_WAIT_MS
 from kloset.core.errors import InvalidInput, NotFound, Unavailable
 from kloset.core.index.indexing import GarmentIndexer, PreparedJob
-from kloset.core.ingest.queue import Delivery, IngestQueue
+from kloset.core.ingest.jobs import Delivery
+from kloset.core.ingest.queue import IngestQueue
 from kloset.core.telemetry import Metrics
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from kloset.core.garments.regions import Region
 from kloset.core.index.store import CatalogGarment, GarmentSink
 from kloset.core.ingest.blobs import BlobStore
 from kloset.core.ingest.catalog import garment_item_id, read_label
-from kloset.core.ingest.queue import JobSpec
+from kloset.core.ingest.jobs import JobSpec
 from kloset.core.limits import InputLimits
 
 

@@ -22,7 +22,7 @@ from kloset.core.garments.regions import Region
 from kloset.core.index.indexing import GarmentIndexer, PreparedJob
 from kloset.core.index.store import CatalogGarment, CatalogRebuild, GarmentStore, StoreFilter
 from kloset.core.ingest.blobs import BlobStore
-from kloset.core.ingest.queue import JobSpec
+from kloset.core.ingest.jobs import JobSpec
 from kloset.core.limits import InputLimits
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,8 @@ from kloset.core.garments.images import decode_image
 from kloset.core.garments.kfashion import KFashionLabel, parse_label
 from kloset.core.garments.regions import fit_region
 from kloset.core.ingest.blobs import BlobStore
-from kloset.core.ingest.queue import IngestQueue, Job, JobSpec
+from kloset.core.ingest.jobs import Job, JobSpec
+from kloset.core.ingest.queue import IngestQueue
 from kloset.core.limits import InputLimits
 
 _ITEM_ID = re.compile(r"^[\w.\-:@+]+(?:/[\w.\-:@+]+)*$")

@@ -3,7 +3,8 @@
 A job is XADDed with its record in one transaction; a worker reads it through a consumer group and the entry
 is acknowledged (and deleted) only after the garments are in the store. Entries that a dead consumer held are
 claimed by others after `claim_idle_ms`; a job delivered `max_deliveries` times goes to the dead letters.
-The stream is never trimmed: acknowledged entries are deleted one by one, so XLEN is the backlog.
+The stream is never trimmed: acknowledged entries are deleted one by one, so XLEN is the backlog. The records
+it reads and writes (jobs, deliveries, dead letters) are jobs.py.
 """
 
 import json
@@ -11,103 +12,19 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from enum import StrEnum
 
 import redis
 
 from kloset.core import request_context
 from kloset.core.errors import NotFound, Overloaded, Unavailable, quoted
+from kloset.core.ingest.jobs import TERMINAL_STATES, DeadLetter, Delivery, Job, JobSpec, JobState, QueueStats
 from kloset.core.telemetry import Metrics
 
 log = logging.getLogger(__name__)
 
-TERMINAL_STATES = frozenset({"done", "failed", "skipped"})
 _MAX_JOBS_NAMED = 5  # in an error message about job ids a caller sent
-
-
-class JobState(StrEnum):
-    QUEUED = "queued"
-    PROCESSING = "processing"
-    DONE = "done"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """What a worker needs to index one submitted photo."""
-
-    image_digest: str
-    label_digest: str
-    item_id: str
-    filename: str
-    item_ids: tuple[str, ...]
-    request_id: str = ""  # the submission's x-request-id: the worker's log lines for the job carry it
-
-    def fields(self) -> dict[str, str]:
-        """The spec as stream entry fields."""
-        return {
-            "image": self.image_digest,
-            "label": self.label_digest,
-            "item_id": self.item_id,
-            "filename": self.filename,
-            "item_ids": json.dumps(list(self.item_ids)),
-            "request_id": self.request_id,
-        }
-
-    @classmethod
-    def from_fields(cls, fields: dict[str, str]) -> "JobSpec":
-        """The spec back from stream entry fields."""
-        return cls(
-            image_digest=fields.get("image", ""),
-            label_digest=fields.get("label", ""),
-            item_id=fields.get("item_id", ""),
-            filename=fields.get("filename", ""),
-            item_ids=tuple(json.loads(fields.get("item_ids", "[]"))),
-            request_id=fields.get("request_id", ""),  # absent on jobs queued before request ids
-        )
-
-
-@dataclass(frozen=True)
-class Job:
-    job_id: str
-    state: JobState
-    item_ids: tuple[str, ...] = ()
-    error: str = ""
-    attempts: int = 0
-    created_at: float = 0.0
-    updated_at: float = 0.0
-
-
-@dataclass(frozen=True)
-class Delivery:
-    entry_id: str
-    job_id: str
-    spec: JobSpec
-    deliveries: int = 1
-
-    @property
-    def queued_at(self) -> float:
-        """Unix seconds when the entry was XADDed, by the Redis server's clock (a stream id is its milliseconds)."""
-        return int(self.entry_id.split("-", 1)[0]) / 1000
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    entry_id: str
-    job_id: str
-    spec: JobSpec
-    error: str
-    failed_at: float
-
-
-@dataclass(frozen=True)
-class QueueStats:
-    queued: int
-    pending: int
-    dead_lettered: int
-    consumers: dict[str, int] = field(default_factory=dict)
 
 
 def connect(url: str, password: str | None = None, ca_file: str | None = None) -> redis.Redis:
@@ -241,7 +158,7 @@ class IngestQueue:
             raise Unavailable(f"Redis did not answer: {exc}") from None
         if not record:
             raise NotFound(f"no job {quoted(job_id)} (unknown, or expired after its retention time)")
-        return _job(job_id, record)
+        return Job.from_record(job_id, record)
 
     def get_jobs(self, job_ids: Sequence[str]) -> tuple[list[Job], list[str]]:
         """Many jobs' records in one Redis round trip: (the jobs found, the ids not found), each in the order asked,
@@ -254,7 +171,7 @@ class IngestQueue:
                 records = p.execute() if wanted else []
         except redis.RedisError as exc:
             raise Unavailable(f"Redis did not answer: {exc}") from None
-        found = [_job(job_id, record) for job_id, record in zip(wanted, records, strict=True) if record]
+        found = [Job.from_record(job_id, record) for job_id, record in zip(wanted, records, strict=True) if record]
         missing = [job_id for job_id, record in zip(wanted, records, strict=True) if not record]
         return found, missing
 
@@ -386,7 +303,7 @@ class IngestQueue:
             total = self._redis.xlen(self.dead_letter_stream)
         except redis.RedisError as exc:
             raise Unavailable(f"Redis did not answer: {exc}") from None
-        return [_dead_letter(entry_id, fields) for entry_id, fields in entries], int(total)
+        return [DeadLetter.from_fields(entry_id, fields) for entry_id, fields in entries], int(total)
 
     def retry_dead_letters(self, job_ids: Sequence[str] = (), *, everything: bool = False) -> int:
         """Queue dead-lettered jobs again, each moved in one transaction (never in both streams, never lost)."""
@@ -415,7 +332,7 @@ class IngestQueue:
             entries = self._redis.xrange(self.dead_letter_stream)
         except redis.RedisError as exc:
             raise Unavailable(f"Redis did not answer: {exc}") from None
-        letters = [_dead_letter(entry_id, fields) for entry_id, fields in entries]
+        letters = [DeadLetter.from_fields(entry_id, fields) for entry_id, fields in entries]
         chosen = letters if everything else [letter for letter in letters if letter.job_id in wanted]
         missing = wanted - {letter.job_id for letter in chosen}
         if missing and not everything:
@@ -471,30 +388,3 @@ class IngestQueue:
         target = tx if tx is not None else self._redis
         target.hset(key, mapping=mapping)
         target.expire(key, self._job_ttl_s)
-
-
-def _job(job_id: str, record: dict[str, str]) -> Job:
-    """A job from its record's fields."""
-    return Job(
-        job_id=job_id,
-        state=JobState(record["state"]),
-        item_ids=tuple(json.loads(record.get("item_ids", "[]"))),
-        error=record.get("error", ""),
-        attempts=int(record.get("attempts", 0)),
-        created_at=float(record.get("created_at", 0)),
-        updated_at=float(record.get("updated_at", 0)),
-    )
-
-
-def _dead_letter(entry_id: str, fields: dict[str, str]) -> DeadLetter:
-    try:
-        spec = JobSpec.from_fields(fields)
-    except (ValueError, TypeError):  # a letter written by an older kloset from a malformed entry
-        spec = JobSpec("", "", "", "", ())
-    return DeadLetter(
-        entry_id=entry_id,
-        job_id=fields.get("job_id", ""),
-        spec=spec,
-        error=fields.get("error", ""),
-        failed_at=float(fields.get("failed_at", 0) or 0),
-    )
