@@ -11,15 +11,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from kloset.bench.relevance import (
-    BenchRefused,
-    RelevanceBench,
-    Scores,
-    ideal_gains,
-    ndcg,
-    split,
-)
+from kloset.bench.relevance import RelevanceBench, Scores, ideal_gains, ndcg
 from kloset.bench.retrieval import Truth
+from kloset.bench.unseen import BenchRefused, split
 from kloset.core.garments.labels import Group
 from kloset.core.models.training import is_validation
 
