@@ -3,7 +3,6 @@
 import io
 import json
 import logging
-import time
 
 import grpc
 import numpy as np
@@ -23,6 +22,7 @@ from kloset.v1 import (
     search_pb2,
     search_pb2_grpc,
 )
+from tests.waiting import wait_until
 
 
 def channel(kloset, role: str) -> grpc.Channel:
@@ -50,13 +50,17 @@ def submit(stubs, sample_catalog, stem: str, **extra) -> ingest_pb2.Job:
 
 
 def wait_for(stubs, job_ids, timeout_s=60.0) -> list[ingest_pb2.Job]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        jobs = [stubs["ingest"].GetJob(ingest_pb2.GetJobRequest(job_id=j), timeout=10).job for j in job_ids]
-        finished = (ingest_pb2.JOB_STATE_DONE, ingest_pb2.JOB_STATE_FAILED)
-        if all(j.state in finished for j in jobs) or time.monotonic() > deadline:
-            return jobs
-        time.sleep(0.1)
+    """The jobs once every one is DONE or FAILED."""
+    finished = (ingest_pb2.JOB_STATE_DONE, ingest_pb2.JOB_STATE_FAILED)
+    jobs: list[ingest_pb2.Job] = []
+
+    def all_finished() -> bool:
+        jobs[:] = [stubs["ingest"].GetJob(ingest_pb2.GetJobRequest(job_id=j), timeout=10).job for j in job_ids]
+        return all(j.state in finished for j in jobs)
+
+    wait_until(all_finished, timeout_s, what=f"{len(job_ids)} jobs to finish", interval_s=0.1,
+               detail=lambda: {j.job_id: ingest_pb2.JobState.Name(j.state) for j in jobs})  # fmt: skip
+    return jobs
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ A real redis-server and Qdrant Edge behind them; every check compares two scrape
 are one set per process and other tests in this process move them too.
 """
 
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -25,6 +24,7 @@ from kloset.core.config import Role
 from kloset.core.ingest.queue import IngestQueue, connect
 from kloset.v1 import attribute_pb2, attribute_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 from tests.conftest import role_settings
+from tests.waiting import wait_until
 
 ATTRIBUTE = "kloset.v1.AttributeService"
 INGEST = "kloset.v1.IngestService"
@@ -225,15 +225,6 @@ def health_server() -> Iterator[tuple[int, int]]:
     metrics.stop()
 
 
-def until(check, timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 def test_a_call_an_inner_interceptor_refuses_is_counted_with_its_code(health_server):
     grpc_port, metrics_port = health_server
     health = health_pb2_grpc.HealthStub(grpc.insecure_channel(f"127.0.0.1:{grpc_port}"))
@@ -252,9 +243,13 @@ def test_a_stream_past_its_deadline_or_cancelled_is_counted_so(health_server):
     watching = health.Watch(health_pb2.HealthCheckRequest(), timeout=30)
     next(watching)
     watching.cancel()
+
+    def handled(code: str) -> float:
+        return scrape(metrics_port)("grpc_server_handled_total", **rpc(HEALTH, "Watch", code, kind="server_stream"))
+
     for code in ("DEADLINE_EXCEEDED", "CANCELLED"):
-        labels = rpc(HEALTH, "Watch", code, kind="server_stream")
-        assert until(lambda labels=labels: scrape(metrics_port)("grpc_server_handled_total", **labels) == 1), code
+        wait_until(lambda code=code: handled(code) == 1, what=f"the {code} Watch to be counted once", interval_s=0.05,
+                   detail=lambda code=code: f"grpc_server_handled_total = {handled(code)}")  # fmt: skip
 
 
 def test_a_call_without_the_api_key_is_counted_as_unauthenticated(tmp_path_factory, redis_url):

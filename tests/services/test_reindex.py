@@ -15,6 +15,7 @@ from kloset.core.config import Role
 from kloset.v1 import search_pb2, search_pb2_grpc
 from tests.conftest import client_env, role_settings
 from tests.core.index.conftest import second_model_dir  # noqa: F401 - the fixture
+from tests.waiting import wait_until
 
 KLOSET = str(Path(sys.executable).parent / "kloset")
 
@@ -100,12 +101,14 @@ def test_kloset_reindex_switches_the_model_version_while_every_search_answers(up
     searcher.start()
     try:
         started = time.monotonic()
-        deadline = started + 60
-        while True:  # the cancelled reindex of the test before may still be winding down
-            result = run(env, "reindex", "--json", check_exit=None)
-            if "FAILED_PRECONDITION" not in result.stderr or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
+        tries: list = []
+
+        def reindexed():  # the cancelled reindex of the test before may still be winding down
+            tries[:] = [run(env, "reindex", "--json", check_exit=None)]
+            return tries[0] if "FAILED_PRECONDITION" not in tries[0].stderr else None
+
+        result = wait_until(reindexed, 60, what="a reindex that is not refused as one already running",
+                            interval_s=0.25, detail=lambda: tries[0].stderr[-500:] if tries else "")  # fmt: skip
         assert result.returncode == 0, result.stderr
         during = [t for t in answered if started <= t <= time.monotonic()]
     finally:

@@ -16,6 +16,7 @@ from kloset.core.config import Role
 from kloset.program import Program
 from kloset.v1 import attribute_pb2, attribute_pb2_grpc, search_pb2, search_pb2_grpc
 from tests.conftest import role_settings
+from tests.waiting import wait_until
 
 CALL_TIMEOUT_S = 42.0
 
@@ -47,7 +48,7 @@ class ProbedProgram(Program):
             def __enter__(self):
                 self.seen = Seen(method, request_context.request_id(), request_context.remaining_s())
                 program.seen.append(self.seen)
-                time.sleep(program.hold_s)
+                time.sleep(program.hold_s)  # the behaviour under test: a busy attribute service, not a wait
 
             def __exit__(self, *exc):
                 self.seen.code, self.seen.details = context.code(), context.details()
@@ -136,15 +137,23 @@ def test_graceful_stop_finishes_a_call_in_flight_and_refuses_new_ones(
     channel = grpc.insecure_channel(address(program, Role.ATTRIBUTE))
     stub = attribute_pb2_grpc.AttributeServiceStub(channel)
     in_flight = stub.Classify.future(attribute_pb2.ClassifyRequest(image=photo(sample_catalog)), timeout=30)
-    while not program.seen:
-        time.sleep(0.01)
+    wait_until(lambda: program.seen, what="the call to reach the attribute role's probe")
     stopping = threading.Thread(target=program.stop)
     stopping.start()
-    time.sleep(0.3)  # the stop has begun: health says NOT_SERVING and new calls are refused
     health = health_pb2_grpc.HealthStub(channel)
-    with pytest.raises(grpc.RpcError) as refused:
-        health.Check(health_pb2.HealthCheckRequest(), timeout=2)
-    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+    def refused() -> grpc.RpcError | None:
+        try:
+            health.Check(health_pb2.HealthCheckRequest(), timeout=2)
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.CANCELLED:
+                return None  # sent just as the stop began: the server cancels it before it says UNAVAILABLE
+            return exc
+        return None  # the stop has not begun yet (or health says NOT_SERVING, the server still taking calls)
+
+    error = wait_until(refused, 5, what="the stopping server to refuse new calls")
+    assert not in_flight.done()  # refused while the held call was still in flight, not after it
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
     assert in_flight.result().garments  # the call in flight was answered in full
     stopping.join(30)
     assert not stopping.is_alive()

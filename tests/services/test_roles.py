@@ -6,12 +6,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from kloset.core.config import Role, parse_roles
 from kloset.program import Program
 from tests.conftest import client_env, role_settings
+from tests.waiting import wait_until
 
 KLOSET = str(Path(sys.executable).parent / "kloset")
 
@@ -69,14 +69,15 @@ def test_serve_process_answers_health_and_stops_gracefully_on_sigterm(tmp_path, 
     )
     server = subprocess.Popen([KLOSET, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 120
-        healthy = None
-        while time.monotonic() < deadline and server.poll() is None:
-            healthy = subprocess.run([KLOSET, "health"], env=env, capture_output=True, text=True)
-            if healthy.returncode == 0:
-                break
-            time.sleep(0.5)
-        assert healthy is not None and healthy.returncode == 0, healthy.stdout if healthy else server.stdout.read()
+        last: list[subprocess.CompletedProcess] = []
+
+        def healthy() -> bool:
+            assert server.poll() is None, f"kloset serve exited {server.returncode}: {server.stdout.read()[-2000:]}"
+            last[:] = [subprocess.run([KLOSET, "health"], env=env, capture_output=True, text=True)]
+            return last[0].returncode == 0
+
+        wait_until(healthy, 120, what="kloset serve to report healthy", interval_s=0.25,
+                   detail=lambda: last[0].stdout + last[0].stderr if last else "no answer")  # fmt: skip
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=60) == 0
         assert not (tmp_path / "var" / "redis" / "redis.sock").exists()  # embedded redis-server stopped too

@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import grpc
@@ -24,6 +23,7 @@ from kloset.program import Program
 from kloset.v1 import attribute_pb2, attribute_pb2_grpc, ingest_pb2, ingest_pb2_grpc, search_pb2, search_pb2_grpc
 from tests.conftest import role_settings
 from tests.services.certificates import self_signed
+from tests.waiting import wait_until
 
 KLOSET = str(Path(sys.executable).parent / "kloset")
 KEYS = "key-one,key-two"
@@ -145,10 +145,12 @@ def test_roles_call_each_other_with_the_key(rest, tmp_path, certificate, sample_
     job = ingest.Submit(ingest_pb2.SubmitRequest(
         image=photo(sample_catalog), label_json=(sample_catalog / "labels" / "0001.json").read_bytes(),
         filename="0001.jpg"), timeout=30).job  # fmt: skip
-    deadline = time.monotonic() + 60
-    while job.state not in (ingest_pb2.JOB_STATE_DONE, ingest_pb2.JOB_STATE_FAILED) and time.monotonic() < deadline:
-        time.sleep(0.2)
-        job = ingest.GetJob(ingest_pb2.GetJobRequest(job_id=job.job_id), timeout=10).job
+
+    def finished():
+        now = ingest.GetJob(ingest_pb2.GetJobRequest(job_id=job.job_id), timeout=10).job
+        return now if now.state in (ingest_pb2.JOB_STATE_DONE, ingest_pb2.JOB_STATE_FAILED) else None
+
+    job = wait_until(finished, 60, what=f"job {job.job_id} to finish", interval_s=0.1)
     assert job.state == ingest_pb2.JOB_STATE_DONE, job.error
 
 
@@ -204,13 +206,17 @@ def secured_redis(tmp_path, certificate):
          "--requirepass", "redis-secret", "--save", "", "--dir", str(tmp_path)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and server.poll() is None:
+
+    def listening_or_exited() -> bool:
+        if server.poll() is not None:
+            return True
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
+            return True
         except OSError:
-            time.sleep(0.05)
+            return False
+
+    wait_until(listening_or_exited, 10, what=f"redis-server to listen on TLS port {port}", interval_s=0.05)
     if server.poll() is not None:
         pytest.skip(f"this redis-server cannot serve TLS: {server.stdout.read()[-300:]}")
     yield f"rediss://localhost:{port}/0"

@@ -2,12 +2,13 @@
 models (they never hold the threads cheap calls need)."""
 
 import threading
-import time
 from concurrent import futures
 
 import grpc
 import pytest
 from kloset.services.server import start_server
+
+from tests.waiting import wait_until
 
 
 def _slow_server(release: threading.Event, started: threading.Event, limit: int):
@@ -75,15 +76,6 @@ class Pools:
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Pools", handlers),))
 
 
-def wait_until(condition, timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 def serve(pools: Pools, dedicated: tuple[str, ...]):
     return start_server("test", "127.0.0.1", 0, pools.register, [], max_message_bytes=1 << 20, threads=2,
                         dedicated_methods=dedicated, dedicated_threads=1)  # fmt: skip
@@ -99,7 +91,8 @@ def slow_calls_then_a_fast_one(dedicated: tuple[str, ...]) -> tuple[Pools, bytes
             # Every thread that can take a slow call has one before the fast call goes out: 1 on the pool, else
             # both server threads.
             busy = 1 if dedicated else 2
-            assert wait_until(lambda: len(pools.slow_threads) >= busy), "the slow calls never started"
+            wait_until(lambda: len(pools.slow_threads) >= busy, what=f"{busy} slow calls to start", interval_s=0.01,
+                       detail=lambda: pools.slow_threads)  # fmt: skip
             try:
                 answer = fast(b"", timeout=3)
             except grpc.RpcError as exc:
