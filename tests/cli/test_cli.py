@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.waiting import wait_until
+
 KLOSET = str(Path(sys.executable).parent / "kloset")
 
 
@@ -196,10 +198,8 @@ def test_dlq_list_retry_and_purge(kloset, ingested):
     queue = IngestQueue(connect(f"unix://{settings.redis_dir.resolve() / 'redis.sock'}"), stream=settings.stream)
     lost_blob = JobSpec(image_digest="0" * 64, label_digest="", item_id="ghost", filename="ghost.jpg", item_ids=())
     job, _ = queue.enqueue(lost_blob)
-    deadline = time.monotonic() + 30
-    while queue.get_job(job.job_id).state.value != "failed":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_until(lambda: queue.get_job(job.job_id).state.value == "failed", 30, what="the job without a blob to fail",
+               interval_s=0.05, detail=lambda: queue.get_job(job.job_id).state)  # fmt: skip
     listed = json.loads(run(env, "dlq", "list", "--json").stdout)
     assert listed["total"] == 1
     [letter] = listed["dead_letters"]
@@ -207,9 +207,9 @@ def test_dlq_list_retry_and_purge(kloset, ingested):
     assert run(env, "dlq", "retry", job.job_id).stdout.strip() == "retried 1"
     assert "needs JOB_IDs or --all" in run(env, "dlq", "purge", check_exit=1).stderr
     assert "NOT_FOUND" in run(env, "dlq", "retry", "no-such-job", check_exit=1).stderr
-    while json.loads(run(env, "dlq", "list", "--json").stdout)["total"] != 1:  # failed again: the blob is still lost
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    # Failed again: the blob is still lost.
+    wait_until(lambda: json.loads(run(env, "dlq", "list", "--json").stdout)["total"] == 1, 30,
+               what="the retried job to be dead-lettered again", interval_s=0.1)  # fmt: skip
     assert run(env, "dlq", "purge", "--all").stdout.strip() == "purged 1"
     assert json.loads(run(env, "stats", "--json").stdout)["dead_lettered"] == 0
 
@@ -232,7 +232,7 @@ def test_ingest_backs_off_while_the_queue_is_full_and_submits_everything(tmp_pat
         def slow_consumer():  # stands in for workers: frees a place in the queue now and then
             deadline = time.monotonic() + 60
             while len(drained) < 5 and time.monotonic() < deadline:
-                time.sleep(0.3)
+                time.sleep(0.3)  # the behaviour under test: a consumer this slow keeps the queue full
                 for delivery in queue.read("slow", count=1, block_ms=100):
                     queue.complete(delivery, [])
                     drained.append(delivery.job_id)

@@ -11,7 +11,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import yaml
 from kloset.bench.stack import free_port
 from kloset.core.config import Role
 from kloset.v1 import search_pb2, search_pb2_grpc
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 KLOSET = str(Path(sys.executable).parent / "kloset")
@@ -72,12 +72,13 @@ def stack(tmp_path_factory, redis_url, tiny_model_dir, tiny_segmenter_dir):
                     env={**base, **env, "KLOSET_METRICS_PORT": str(metrics[name])},
                     stdout=log, stderr=subprocess.STDOUT,
                 )  # fmt: skip
-        deadline = time.monotonic() + 180
-        while subprocess.run([KLOSET, "health"], env={**base, **env}, capture_output=True).returncode != 0:
+
+        def healthy() -> bool:
             for name, process in processes.items():
                 assert process.poll() is None, f"{name} exited: {logs[name].read_text()[-3000:]}"
-            assert time.monotonic() < deadline, "the roles did not become healthy"
-            time.sleep(0.5)
+            return subprocess.run([KLOSET, "health"], env={**base, **env}, capture_output=True).returncode == 0
+
+        wait_until(healthy, 180, what="the roles to become healthy", interval_s=0.25)
         yield {"env": {**base, **env}, "logs": logs, "metrics": metrics}
     finally:
         for process in processes.values():
@@ -112,15 +113,19 @@ def test_a_search_and_its_attribute_call_log_one_request_id_as_json(stack, sampl
     image = (sample_catalog / "images" / "0002.jpg").read_bytes()
     metadata = [("authorization", f"Bearer {KEY}"), ("x-request-id", "compose-trace-7")]
     search.SearchByImage(search_pb2.SearchByImageRequest(image=image), timeout=60, metadata=metadata)
-    time.sleep(0.5)  # log lines are flushed as written; give the other process a moment
 
-    def lines(name: str) -> list[dict]:
+    def traced(name: str) -> list[dict]:
+        """The whole JSON lines the process has written so far with the request's id."""
         text = stack["logs"][name].read_text()
-        return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+        records = [json.loads(line) for line in text.splitlines(keepends=True) if line.startswith("{") and
+                   line.endswith("\n")]  # fmt: skip
+        return [r for r in records if r.get("request_id") == "compose-trace-7"]
 
-    traced = {name: [r for r in lines(name) if r.get("request_id") == "compose-trace-7"] for name in PROCESSES}
-    assert any("SearchService/SearchByImage OK" in r["message"] for r in traced["search-worker"])
-    assert any("AttributeService/Classify OK" in r["message"] for r in traced["attribute"])
+    # Each process writes its access log line as the call ends, the attribute role's maybe a moment after.
+    wait_until(lambda: any("SearchService/SearchByImage OK" in r["message"] for r in traced("search-worker")),
+               what="the search role's access log line for compose-trace-7")  # fmt: skip
+    wait_until(lambda: any("AttributeService/Classify OK" in r["message"] for r in traced("attribute")),
+               what="the attribute role's access log line for compose-trace-7")  # fmt: skip
     assert KEY not in "".join(path.read_text() for path in stack["logs"].values())  # the key is never logged
 
 

@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from kloset.bench.stack import free_port
 from kloset.core.config import Role
 from kloset.v1 import ingest_pb2, ingest_pb2_grpc
+from tests.waiting import wait_until
 
 KLOSET = str(Path(sys.executable).parent / "kloset")
 
@@ -46,13 +46,14 @@ class Serve:
             self.process = subprocess.Popen([KLOSET, "serve", "--role", self.roles], env=self.env, stdout=log,
                                             stderr=subprocess.STDOUT)  # fmt: skip
         roles = list(Role) if self.roles == "all" else [Role(r) for r in self.roles.split(",")]
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+
+        def serving() -> bool:
             assert self.process.poll() is None, self.log.read_text()[-3000:]
-            if all(self._serving(role) for role in roles):
-                return self
-            time.sleep(0.3)
-        raise AssertionError(f"kloset serve did not become healthy: {self.log.read_text()[-3000:]}")
+            return all(self._serving(role) for role in roles)
+
+        wait_until(serving, timeout_s, what=f"kloset serve --role {self.roles} to become healthy", interval_s=0.1,
+                   detail=lambda: self.log.read_text()[-3000:])  # fmt: skip
+        return self
 
     def _serving(self, role: Role) -> bool:
         stub = health_pb2_grpc.HealthStub(grpc.insecure_channel(self.addr(role)))
@@ -104,15 +105,16 @@ def submit_request(catalog: Path, stem: str) -> ingest_pb2.SubmitRequest:
 
 def wait_until_drained(stub, job_ids: list[str], timeout_s: float = 120) -> dict[str, ingest_pb2.Job]:
     """Poll until every job is done or failed and nothing is queued or pending."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+    last = {}
+
+    def drained():
         jobs = {j: stub.GetJob(ingest_pb2.GetJobRequest(job_id=j), timeout=10).job for j in job_ids}
-        stats = stub.GetQueueStats(ingest_pb2.GetQueueStatsRequest(), timeout=10)
+        last["stats"] = stats = stub.GetQueueStats(ingest_pb2.GetQueueStatsRequest(), timeout=10)
         finished = all(j.state in (ingest_pb2.JOB_STATE_DONE, ingest_pb2.JOB_STATE_FAILED) for j in jobs.values())
-        if finished and stats.queued == 0 and stats.pending == 0:
-            return jobs
-        assert time.monotonic() < deadline, f"not drained: {stats}"
-        time.sleep(0.25)
+        return jobs if finished and stats.queued == 0 and stats.pending == 0 else None
+
+    return wait_until(drained, timeout_s, what="every job to finish and the queue to drain", interval_s=0.25,
+                      detail=lambda: last.get("stats"))  # fmt: skip
 
 
 def stored_item_ids(data_dir: Path) -> list[str]:

@@ -1,12 +1,12 @@
 """Fault test 1: `kloset serve` dies mid-ingest (SIGKILL), or a consumer dies holding jobs."""
 
-import time
 from collections import Counter
 
 from kloset.core.garments.sample import write_sample_catalog
 from kloset.core.ingest.queue import IngestQueue, connect
 from kloset.v1 import ingest_pb2
 from tests.faults.conftest import Serve, report, stored_item_ids, submit_request, wait_until_drained
+from tests.waiting import wait_until
 
 
 def labelled_stems(n: int) -> list[str]:
@@ -24,8 +24,11 @@ def test_sigkill_mid_ingest_then_restart_indexes_every_item_exactly_once(tmp_pat
     answer = stub.SubmitBatch(iter(submit_request(catalog, s) for s in stems), timeout=120)
     job_ids = [r.job.job_id for r in answer.results]
     assert all(r.job.state == ingest_pb2.JOB_STATE_QUEUED for r in answer.results)
-    while (before := stub.GetQueueStats(ingest_pb2.GetQueueStatsRequest(), timeout=10)).queued > 150:
-        time.sleep(0.05)  # let the workers get well into the batch
+    def well_into_the_batch():
+        stats = stub.GetQueueStats(ingest_pb2.GetQueueStatsRequest(), timeout=10)
+        return stats if stats.queued <= 150 else None
+
+    before = wait_until(well_into_the_batch, 120, what="the workers to take 50 of the 200 jobs", interval_s=0.05)
     serve.kill()
     serve.start()
     jobs = wait_until_drained(stub, job_ids)

@@ -19,6 +19,7 @@ from kloset.core.limits import InputLimits
 from kloset.core.models.attributes import AttributeModel
 from kloset.core.models.backbone import EMBEDDING_DIM
 from tests.faults.conftest import report
+from tests.waiting import wait_until
 
 LIMITS = InputLimits(max_pixels=1_000_000, max_label_bytes=1_000_000)
 
@@ -83,22 +84,24 @@ def setup(redis_url, tmp_path, tiny_model_dir, sample_catalog):
 
 
 def run_until(queue, job_ids, done, timeout_s=60.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        jobs = [queue.get_job(j) for j in job_ids]
-        if done(jobs):
-            return jobs
-        time.sleep(0.05)
-    raise AssertionError(f"jobs did not settle: {Counter(j.state for j in jobs)}")
+    jobs = []
+
+    def settled():
+        jobs[:] = [queue.get_job(j) for j in job_ids]
+        return done(jobs)
+
+    wait_until(settled, timeout_s, what="the jobs to settle", interval_s=0.05,
+               detail=lambda: Counter(j.state for j in jobs))  # fmt: skip
+    return jobs
 
 
 def test_jobs_retry_through_an_outage_and_are_never_acknowledged_unstored(setup):
     queue, store, real, job_ids, stop, threads = setup(max_deliveries=8, outage_s=1.0)
     try:
-        deadline = time.monotonic() + 60
-        while store.until is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        while time.monotonic() < store.until:  # during the outage nothing may be acknowledged
+        wait_until(lambda: store.until is not None, 60, what="the workers' first write to the store")
+        # During the outage nothing may be acknowledged: watched over the whole outage, so this sleep is the
+        # check's pace, not a wait for something to happen.
+        while time.monotonic() < store.until:
             assert all(queue.get_job(j).state is not JobState.DONE for j in job_ids)
             time.sleep(0.05)
         jobs = run_until(queue, job_ids, lambda jobs: all(j.state is JobState.DONE for j in jobs))

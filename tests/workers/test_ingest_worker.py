@@ -2,7 +2,6 @@
 
 import json
 import threading
-import time
 
 import pytest
 from kloset.workers.ingest_worker import IngestWorker
@@ -18,6 +17,7 @@ from kloset.core.ingest.queue import JobSpec, JobState
 from kloset.core.limits import InputLimits
 from kloset.core.models.attributes import AttributeModel
 from kloset.core.models.backbone import EMBEDDING_DIM
+from tests.waiting import wait_until
 
 LIMITS = InputLimits(max_pixels=1_000_000, max_label_bytes=1_000_000)
 
@@ -246,10 +246,8 @@ def test_the_run_loop_batches_a_backlog(parts, queue, sample_catalog):
     thread = threading.Thread(target=w.run)
     thread.start()
     try:
-        for _ in range(200):
-            if all(queue.get_job(j.job_id).state is JobState.DONE for j in jobs):
-                break
-            stop.wait(0.05)
+        wait_until(lambda: all(queue.get_job(j.job_id).state is JobState.DONE for j in jobs), 10,
+                   what=f"the run loop to finish the backlog of {len(jobs)} jobs", interval_s=0.05)  # fmt: skip
     finally:
         stop.set()
         thread.join(10)
@@ -257,15 +255,20 @@ def test_the_run_loop_batches_a_backlog(parts, queue, sample_catalog):
     assert len(counting.calls) < len(jobs)
 
 
-def run_until(w, condition, seconds: float = 20.0) -> threading.Thread:
-    """Run the worker's loop on a thread until condition() holds (or the deadline passes); the thread is returned
-    stopped, so the test can say whether the loop was still alive when asked to stop."""
+def run_until(w, condition, seconds: float = 20.0, *, what: str) -> threading.Thread:
+    """Run the worker's loop on a thread until condition() holds, failing at once if the loop dies first; the
+    thread is returned stopped, so the test can say whether the loop was still alive when asked to stop."""
     thread = threading.Thread(target=w.run)
     thread.start()
-    deadline = time.monotonic() + seconds
+
+    def reached() -> bool:
+        if condition():
+            return True
+        assert thread.is_alive(), "the worker's loop died"
+        return False
+
     try:
-        while not condition() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(reached, seconds, what=what, interval_s=0.05)
         alive = thread.is_alive()
     finally:
         w._stop.set()
@@ -280,7 +283,8 @@ def test_a_malformed_stream_entry_is_dead_lettered_and_the_loop_goes_on(parts, q
     queue._redis.xadd(queue.stream, {"job_id": "hand-written", "item_ids": "not json"})
     queue._redis.xadd(queue.stream, {"image": "no job id at all"})
     good = submit_sample(catalog, sample_catalog)
-    run_until(worker(queue, engine, store, blobs), lambda: queue.get_job(good.job_id).state is JobState.DONE)
+    run_until(worker(queue, engine, store, blobs), lambda: queue.get_job(good.job_id).state is JobState.DONE,
+              what="the good job after the malformed entries to be done")  # fmt: skip
     assert queue.get_job(good.job_id).state is JobState.DONE
     letters, count = queue.dead_letters()
     assert count == 2
@@ -293,7 +297,8 @@ def test_a_job_whose_record_expired_is_dead_lettered_not_retried_forever(parts, 
     catalog, blobs, store, engine = parts
     job = submit_sample(catalog, sample_catalog)
     queue._redis.delete(queue._job_key(job.job_id))  # what KLOSET_JOB_TTL_S does to a job left queued too long
-    run_until(worker(queue, engine, store, blobs), lambda: queue.dead_letters()[1] == 1)
+    run_until(worker(queue, engine, store, blobs), lambda: queue.dead_letters()[1] == 1,
+              what="the expired job to be dead-lettered")  # fmt: skip
     [letter], _ = queue.dead_letters()
     assert letter.job_id == job.job_id and "expired (KLOSET_JOB_TTL_S)" in letter.error
     assert queue.get_job(job.job_id).state is JobState.FAILED and store.count() == 0
@@ -313,7 +318,8 @@ def test_a_store_that_raises_runtime_error_leaves_the_job_pending_and_the_worker
     catalog, blobs, store, engine = parts
     job = submit_sample(catalog, sample_catalog)
     broken = BrokenStore(store, failures=1)
-    run_until(worker(queue, engine, broken, blobs), lambda: queue.get_job(job.job_id).state is JobState.DONE)
+    run_until(worker(queue, engine, broken, blobs), lambda: queue.get_job(job.job_id).state is JobState.DONE,
+              what="the job to be done once the store stops raising")  # fmt: skip
     assert broken.failures == 0 and queue.get_job(job.job_id).state is JobState.DONE and store.count() == 2
 
 
