@@ -1,6 +1,7 @@
 import time
 
 from kloset.core.ingest.queue import JobSpec, JobState
+from tests.waiting import wait_until
 
 SPEC = JobSpec(image_digest="ab" * 32, label_digest="", item_id="0001", filename="0001.jpg", item_ids=("0001/top",))
 
@@ -33,10 +34,11 @@ def test_a_consumer_rereads_its_own_unacknowledged_jobs_first(queue):
 
 def test_jobs_of_a_dead_consumer_are_claimed_after_the_idle_time(queue):
     job, _ = queue.enqueue(SPEC)
+    read_at = time.monotonic()
     queue.read("dead", block_ms=100)
     assert queue.read("alive", block_ms=50) == []  # not idle long enough yet
-    time.sleep(0.3)
-    [claimed] = queue.read("alive", block_ms=50)
+    [claimed] = wait_until(lambda: queue.read("alive", block_ms=50), 5, what="the dead consumer's job to be claimed")
+    assert time.monotonic() - read_at >= 0.19  # the fixture's claim_idle_ms is 200 (redis counts whole ms)
     assert claimed.job_id == job.job_id and claimed.deliveries == 2
 
 
@@ -52,10 +54,11 @@ def test_fail_moves_the_job_to_the_dead_letters_with_its_reason(queue):
 
 def test_delivery_limit(queue):
     queue.enqueue(SPEC)
-    delivery = None
-    for _ in range(4):
-        time.sleep(0.25)
+    deliveries = []
+    for _ in range(4):  # w1 re-reads its own unacknowledged job at once: no idle time to wait for
         [delivery] = queue.read("w1", block_ms=50)
+        deliveries.append(delivery.deliveries)
+    assert deliveries == [1, 2, 3, 4]
     assert queue.exhausted(delivery)
 
 
@@ -105,12 +108,18 @@ def test_watch_yields_each_change_until_the_job_is_finished(queue):
 
     job, _ = queue.enqueue(SPEC)
     seen = []
-    watcher = threading.Thread(target=lambda: seen.extend(j.state for j in queue.watch(job.job_id, lambda: True, 0.02)))
+
+    def watch():
+        for j in queue.watch(job.job_id, lambda: True, 0.02):
+            seen.append(j.state)
+
+    watcher = threading.Thread(target=watch)
     watcher.start()
-    time.sleep(0.1)
+    wait_until(lambda: JobState.QUEUED in seen, 5, what="the watcher to see the job queued", detail=lambda: seen)
     [delivery] = queue.read("w1", block_ms=100)
     queue.mark_processing(delivery)
-    time.sleep(0.1)
+    wait_until(lambda: JobState.PROCESSING in seen, 5, what="the watcher to see the job processing",
+               detail=lambda: seen)  # fmt: skip
     queue.complete(delivery, ["0001/top"])
     watcher.join(timeout=5)
     assert seen[0] is JobState.QUEUED and seen[-1] is JobState.DONE and JobState.PROCESSING in seen

@@ -5,6 +5,7 @@ import threading
 import pytest
 
 from kloset.core.models.batcher import MicroBatcher
+from tests.waiting import wait_until
 
 
 class Doubler:
@@ -56,8 +57,8 @@ def test_concurrent_callers_share_a_pass_and_get_their_own_results():
     first, first_out = call_concurrently(batcher, [[100]])
     run.entered.wait(10)  # the first pass is running; the next callers queue behind it
     threads, outcomes = call_concurrently(batcher, [[1], [2, 3], [4, 5, 6]])
-    while sum(len(r.items) for r in batcher._queued) < 6:
-        threading.Event().wait(0.01)
+    wait_until(lambda: sum(len(r.items) for r in batcher._queued) >= 6, what="6 items to queue behind the pass",
+               interval_s=0.01)  # fmt: skip
     run.gate.set()
     for thread in first + threads:
         thread.join(10)
@@ -91,8 +92,8 @@ def test_concurrent_callers_with_one_bad_request():
     first, _ = call_concurrently(batcher, [[100]])
     run.entered.wait(10)
     threads, outcomes = call_concurrently(batcher, [[1], [-2], [3]])
-    while sum(len(r.items) for r in batcher._queued) < 3:
-        threading.Event().wait(0.01)
+    wait_until(lambda: sum(len(r.items) for r in batcher._queued) >= 3, what="3 items to queue behind the pass",
+               interval_s=0.01)  # fmt: skip
     run.gate.set()
     for thread in first + threads:
         thread.join(10)
@@ -125,9 +126,8 @@ def test_a_request_whose_deadline_passes_while_queued_gets_no_pass():
 
     caller = threading.Thread(target=call_with_deadline)
     caller.start()
-    while not batcher._queued:
-        threading.Event().wait(0.01)
-    threading.Event().wait(0.1)  # its deadline passes while it waits
+    wait_until(lambda: batcher._queued, what="the late request to queue", interval_s=0.01)
+    threading.Event().wait(0.1)  # its deadline (0.05 s) passes while it waits: time passing is what is awaited
     run.gate.set()
     for thread in [*first, caller]:
         thread.join(10)

@@ -13,6 +13,7 @@ from kloset.core.garments.labels import Group
 from kloset.core.index.edge.store import EdgeGarmentStore
 from kloset.core.index.optimizer import BackgroundOptimizer
 from kloset.core.index.store import VISUAL, CatalogGarment, StoreFilter
+from tests.waiting import wait_until
 
 DIM = 1280  # the model's size: enough vectors pass Qdrant's indexing threshold to build a real HNSW graph
 
@@ -162,9 +163,7 @@ def test_the_background_optimizer_waits_for_quiet_then_runs_once(store):
     thread = threading.Thread(target=optimizer.run)
     thread.start()
     try:
-        deadline = time.monotonic() + 60
-        while optimizer.runs == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: optimizer.runs, 60, what="the background optimizer to run", interval_s=0.05)
         assert optimizer.runs == 1 and store.unindexed() == 0
         assert not optimizer.due()  # nothing written since
     finally:
