@@ -191,7 +191,8 @@ def test_sample_writes_a_k_fashion_folder(tmp_path):
 
 
 def test_dlq_list_retry_and_purge(kloset, ingested):
-    from kloset.core.ingest.queue import IngestQueue, JobSpec, connect
+    from kloset.core.ingest.jobs import JobSpec
+    from kloset.core.ingest.queue import IngestQueue, connect
 
     env, _ = ingested
     settings = kloset.settings

@@ -9,7 +9,8 @@ from prometheus_client import generate_latest
 from kloset.core.garments.labels import Group
 from kloset.core.index.edge.store import EdgeGarmentStore
 from kloset.core.index.store import VISUAL, CatalogGarment, StoreFilter
-from kloset.core.ingest.queue import IngestQueue, JobSpec, connect
+from kloset.core.ingest.jobs import JobSpec
+from kloset.core.ingest.queue import IngestQueue, connect
 from kloset.core.telemetry import Metrics
 
 SPEC = JobSpec(image_digest="ab" * 32, label_digest="", item_id="0001", filename="0001.jpg", item_ids=("0001/top",))

@@ -13,7 +13,7 @@ from kloset.core.index.indexing import GarmentIndexer
 from kloset.core.index.qdrant_store import QdrantGarmentStore
 from kloset.core.ingest.blobs import BlobStore
 from kloset.core.ingest.catalog import CatalogIngest, Submission
-from kloset.core.ingest.queue import JobSpec, JobState
+from kloset.core.ingest.jobs import JobSpec, JobState
 from kloset.core.limits import InputLimits
 from kloset.core.models.attributes import AttributeModel
 from kloset.core.models.backbone import EMBEDDING_DIM

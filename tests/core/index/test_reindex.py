@@ -13,7 +13,7 @@ from kloset.core.index.indexing import GarmentIndexer
 from kloset.core.index.reindex import CatalogReindexer, ReindexAborted, ReindexRunning
 from kloset.core.index.store import VISUAL, StoreFilter
 from kloset.core.ingest.blobs import BlobStore
-from kloset.core.ingest.queue import JobSpec
+from kloset.core.ingest.jobs import JobSpec
 from kloset.core.limits import InputLimits
 from kloset.core.models.attributes import AttributeModel
 from kloset.core.models.backbone import EMBEDDING_DIM

@@ -8,7 +8,7 @@ from kloset.core.garments.images import encode_jpeg
 from kloset.core.garments.kfashion import label_document
 from kloset.core.ingest.blobs import BlobStore
 from kloset.core.ingest.catalog import CatalogIngest, Submission
-from kloset.core.ingest.queue import JobState
+from kloset.core.ingest.jobs import JobState
 from kloset.core.limits import InputLimits
 
 LIMITS = InputLimits(max_pixels=1_000_000, max_label_bytes=100_000, max_polygons=2, max_points=8)

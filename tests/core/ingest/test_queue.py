@@ -1,6 +1,6 @@
 import time
 
-from kloset.core.ingest.queue import JobSpec, JobState
+from kloset.core.ingest.jobs import JobSpec, JobState
 from tests.waiting import wait_until
 
 SPEC = JobSpec(image_digest="ab" * 32, label_digest="", item_id="0001", filename="0001.jpg", item_ids=("0001/top",))
