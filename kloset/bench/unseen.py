@@ -43,6 +43,7 @@ class Photo:
     image: bytes
     garments: list[tuple[Truth, LabeledGarment]]
 
+
 class QuerySource(Protocol):
     """Where the queries and the catalog come from (a RelevanceBench)."""
 
